@@ -1,0 +1,147 @@
+"""The one schema, shared by SQLite and PostgreSQL.
+
+Timestamps are integer epoch milliseconds (`*_ms`): the same arithmetic works in both
+dialects (downsampling buckets are `ts_ms / 60000`), comparisons are cheap, and no driver
+ever guesses a time zone. The API turns them into UTC-aware datetimes at the edge.
+
+Telemetry is one narrow row per signal sample. A value is stored in `value_num` (numbers
+and booleans as 0/1) or `value_text` (strings, and arrays as JSON); the signal catalog says
+which, so reading it back restores the right type.
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# Explicit constraint names so Alembic migrations are identical on both dialects.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BigInteger ids autoincrement on PostgreSQL; SQLite only does so for INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+)
+
+vehicles = Table(
+    "vehicles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("vin", String(17), nullable=False, unique=True),
+    Column("make", String(64), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("online", Boolean, nullable=False, server_default="0"),
+    Column("status_ms", BigInteger, nullable=True),
+)
+
+vehicle_credentials = Table(
+    "vehicle_credentials",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("secret_hash", String(255), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
+
+telemetry_messages = Table(
+    "telemetry_messages",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("signal_count", Integer, nullable=False),
+)
+"""One row per accepted telemetry message: (vehicle, seq) is what makes redelivery idempotent."""
+
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("vehicle_id", Integer, nullable=False),
+    Column("path", String(255), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("value_num", Float, nullable=True),
+    Column("value_text", Text, nullable=True),
+    Index("ix_telemetry_vehicle_path_ts", "vehicle_id", "path", "ts_ms"),
+)
+"""No foreign key on purpose: the hottest table stays insert-only and cheap to COPY into."""
+
+latest_state = Table(
+    "latest_state",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(255), primary_key=True),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("value_num", Float, nullable=True),
+    Column("value_text", Text, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("data", JSON, nullable=False),
+    UniqueConstraint("vehicle_id", "seq"),
+    Index("ix_events_vehicle_ts", "vehicle_id", "ts_ms"),
+)
+
+rejected_messages = Table(
+    "rejected_messages",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("topic", String(512), nullable=False),
+    Column("vin", String(17), nullable=True, index=True),
+    Column("reason", String(64), nullable=False, index=True),
+    Column("detail", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+)
+"""The dead-letter table: the raw payload of every rejected message, with why."""
