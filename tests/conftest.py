@@ -88,3 +88,7 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"../shared/data not present at {SHARED_DATA} (only on chelian developer machines)")
     return SHARED_DATA
+
+
+# Broker fixtures (embedded amqtt, a private mosquitto) live in their own plugin module.
+pytest_plugins = ["tests.fixtures_brokers"]
