@@ -1,0 +1,86 @@
+"""What ingest hands to storage: rows prepared from a batch of MQTT messages.
+
+Everything here is already validated and encoded; a writer only has to store it atomically
+and skip the messages whose (vehicle, seq) it has already stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chelian.ingest.rejections import Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One MQTT message as the broker delivered it; `mid`/`qos` are needed to ack it later."""
+
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_ms: int
+    generation: int = 0
+    """Which connection delivered it: packet ids are only meaningful within one."""
+
+
+# (vehicle_id, path, ts_ms, received_ms, value_num, value_text)
+SampleRow = tuple[int, str, int, int, float | None, str | None]
+
+
+@dataclass(slots=True)
+class TelemetryRows:
+    vehicle_id: int
+    seq: int
+    ts_ms: int
+    received_ms: int
+    samples: list[SampleRow]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    vehicle_id: int
+    seq: int
+    type: str
+    ts_ms: int
+    received_ms: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    vehicle_id: int
+    online: bool
+    ts_ms: int
+
+
+@dataclass(slots=True)
+class Batch:
+    telemetry: list[TelemetryRows] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    statuses: list[StatusRow] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.telemetry or self.events or self.statuses or self.rejections)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    messages_stored: int
+    duplicates: int
+    signals_stored: int
+    events_stored: int
+
+
+def latest_per_signal(rows: list[TelemetryRows]) -> list[SampleRow]:
+    """The newest sample of each (vehicle, path), sorted so concurrent writers lock in one order."""
+    newest: dict[tuple[int, str], SampleRow] = {}
+    for message in rows:
+        for sample in message.samples:
+            key = (sample[0], sample[1])
+            held = newest.get(key)
+            if held is None or sample[2] >= held[2]:
+                newest[key] = sample
+    return [newest[k] for k in sorted(newest)]

@@ -1,0 +1,130 @@
+"""Turning a batch of raw MQTT messages into storable rows, in one declared order.
+
+For each message: topic -> size limit -> rate limit -> decode -> known vehicle -> clock
+-> each signal against the catalog -> encode. A message that fails a step is rejected whole
+(dead-lettered with its raw payload); a signal that fails the catalog is dropped from an
+otherwise good message and the message is dead-lettered too, so nothing is silently lost.
+Steps never touch the database except through the VehicleDirectory cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chelian.ingest import rejections as r
+from chelian.ingest.batch import Batch, EventRow, Inbound, SampleRow, StatusRow, TelemetryRows
+from chelian.ingest.directory import VehicleDirectory
+from chelian.ingest.ratelimit import RateLimiter
+from chelian.ingest.rejections import Rejection
+from chelian.link import topics
+from chelian.link.codec import WireError, decode_event, decode_status, decode_telemetry
+from chelian.signals import Catalog, SignalError
+from chelian.storage.values import encode_value
+
+log = logging.getLogger("chelian.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_payload_bytes: int = 16384
+    max_clock_skew_ms: int = 300_000
+
+
+class Pipeline:
+    def __init__(self, catalog: Catalog, directory: VehicleDirectory, limiter: RateLimiter,
+                 limits: Limits) -> None:
+        self.catalog = catalog
+        self.directory = directory
+        self.limiter = limiter
+        self.limits = limits
+
+    def prepare(self, inbound: Sequence[Inbound]) -> Batch:
+        batch = Batch()
+        parsed: list[tuple[Inbound, str, str]] = []
+        for msg in inbound:
+            rejection = self._check_transport(msg)
+            if rejection is not None:
+                batch.rejections.append(rejection)
+                continue
+            vin, channel = topics.parse_topic(msg.topic)  # type: ignore[misc]  # checked above
+            parsed.append((msg, vin, channel))
+        ids = self.directory.resolve(vin for _, vin, _ in parsed)
+        seen: set[tuple[str, str, int]] = set()
+        for msg, vin, channel in parsed:
+            vehicle_id = ids.get(vin)
+            if vehicle_id is None:
+                batch.rejections.append(self._reject(msg, vin, r.UNKNOWN_VEHICLE, f"no vehicle {vin} is registered"))
+                continue
+            try:
+                if channel == topics.TELEMETRY:
+                    self._telemetry(batch, msg, vin, vehicle_id, seen)
+                elif channel == topics.EVENTS:
+                    self._event(batch, msg, vin, vehicle_id, seen)
+                elif channel == topics.STATUS:
+                    status = decode_status(vin, msg.payload)
+                    batch.statuses.append(StatusRow(vehicle_id, status.online, status.ts_ms or msg.received_ms))
+            except WireError as exc:
+                batch.rejections.append(self._reject(msg, vin, exc.reason, exc.detail))
+        return batch
+
+    def _check_transport(self, msg: Inbound) -> Rejection | None:
+        parsed = topics.parse_topic(msg.topic)
+        if parsed is None or parsed[1] not in (topics.TELEMETRY, topics.EVENTS, topics.STATUS):
+            return self._reject(msg, None, r.BAD_TOPIC, f"not a car->cloud vehicle-link topic: {msg.topic}")
+        vin = parsed[0]
+        if len(msg.payload) > self.limits.max_payload_bytes:
+            return self._reject(msg, vin, r.PAYLOAD_TOO_LARGE,
+                                f"{len(msg.payload)} bytes > limit {self.limits.max_payload_bytes}",
+                                keep_payload=False)
+        # Status messages are tiny, retained and sent on every (re)connect: never rate-limit them.
+        if parsed[1] != topics.STATUS and not self.limiter.allow(vin):
+            return self._reject(msg, vin, r.RATE_LIMITED, "per-car message rate exceeded")
+        return None
+
+    def _telemetry(self, batch: Batch, msg: Inbound, vin: str, vehicle_id: int,
+                   seen: set[tuple[str, str, int]]) -> None:
+        tm = decode_telemetry(vin, msg.payload)
+        self._check_clock(tm.ts_ms, msg)
+        key = (topics.TELEMETRY, vin, tm.seq)
+        if key in seen:  # the same message twice in one batch (a broker redelivery)
+            return
+        seen.add(key)
+        samples: list[SampleRow] = []
+        refused: list[str] = []
+        for path, value in tm.signals.items():
+            signal = self.catalog.get(path)
+            try:
+                if signal is None:
+                    raise SignalError(r.UNKNOWN_SIGNAL, f"{path} is not a known signal")
+                num, text = encode_value(signal, self.catalog.check(path, value))
+            except SignalError as exc:
+                refused.append(f"{exc.reason}: {exc.detail}")
+                continue
+            samples.append((vehicle_id, path, tm.ts_ms, msg.received_ms, num, text))
+        if refused:
+            reason = refused[0].split(":", 1)[0]
+            batch.rejections.append(self._reject(msg, vin, reason, "; ".join(refused)))
+        if samples:
+            batch.telemetry.append(TelemetryRows(vehicle_id, tm.seq, tm.ts_ms, msg.received_ms, samples))
+
+    def _event(self, batch: Batch, msg: Inbound, vin: str, vehicle_id: int,
+               seen: set[tuple[str, str, int]]) -> None:
+        ev = decode_event(vin, msg.payload)
+        self._check_clock(ev.ts_ms, msg)
+        key = (topics.EVENTS, vin, ev.seq)
+        if key not in seen:
+            seen.add(key)
+            batch.events.append(EventRow(vehicle_id, ev.seq, ev.type, ev.ts_ms, msg.received_ms, ev.data))
+
+    def _check_clock(self, ts_ms: int, msg: Inbound) -> None:
+        if ts_ms > msg.received_ms + self.limits.max_clock_skew_ms:
+            raise WireError(r.CLOCK_SKEW, f"device time {ts_ms} is ahead of server time {msg.received_ms}")
+
+    @staticmethod
+    def _reject(msg: Inbound, vin: str | None, reason: str, detail: str, *, keep_payload: bool = True) -> Rejection:
+        log.warning("message_rejected reason=%s vin=%s topic=%s detail=%s", reason, vin, msg.topic, detail[:200])
+        # An oversized payload is kept only up to the limit that matters for forensics.
+        payload = msg.payload if keep_payload else msg.payload[:4096]
+        return Rejection(msg.topic, vin, reason, detail, payload, msg.received_ms)

@@ -1,0 +1,107 @@
+"""The broker-independent heart of ingest: raw messages in, committed rows out.
+
+`Processor.process(messages)` prepares a batch, writes it in one transaction, and updates
+metrics only after the commit. If the batch write fails for a reason other than the
+database being unreachable, each message is retried alone so one poisonous message is
+dead-lettered (`storage_error`) instead of taking its valid neighbours down with it.
+
+Example:
+    processor = Processor.from_settings(settings, engine, catalog, metrics)
+    processor.process([Inbound(mid=1, qos=1, topic=t, payload=p, received_ms=now_ms())])
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from chelian.config import Settings
+from chelian.ingest import rejections as r
+from chelian.ingest.batch import Batch, Inbound, WriteResult
+from chelian.ingest.directory import VehicleDirectory
+from chelian.ingest.pipeline import Limits, Pipeline
+from chelian.ingest.ratelimit import RateLimiter
+from chelian.ingest.rejections import Rejection
+from chelian.ingest.writers import BatchWriter, writer_for
+from chelian.link import topics
+from chelian.metrics import Metrics
+from chelian.signals import Catalog
+
+log = logging.getLogger("chelian.ingest")
+
+# psycopg raises these for lost connections and lock conflicts: worth retrying as a whole.
+_TRANSIENT_NAMES = ("OperationalError", "SerializationFailure", "DeadlockDetected", "AdminShutdown")
+
+
+class Processor:
+    def __init__(self, pipeline: Pipeline, writer: BatchWriter, metrics: Metrics) -> None:
+        self.pipeline = pipeline
+        self.writer = writer
+        self.metrics = metrics
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine, catalog: Catalog, metrics: Metrics) -> Processor:
+        limiter = RateLimiter(settings.max_messages_per_s, settings.max_message_burst)
+        limits = Limits(settings.max_payload_bytes, settings.max_clock_skew_s * 1000)
+        return cls(Pipeline(catalog, VehicleDirectory(engine), limiter, limits), writer_for(engine), metrics)
+
+    def process(self, messages: Sequence[Inbound]) -> WriteResult:
+        """Store `messages`; returns only once they are committed (then they may be acked)."""
+        for msg in messages:
+            parsed = topics.parse_topic(msg.topic)
+            self.metrics.messages_in.labels(parsed[1] if parsed else "other").inc()
+        batch = self.pipeline.prepare(messages)
+        started = time.perf_counter()
+        try:
+            result = self.writer.write(batch)
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            log.error("ingest_batch_failed error=%r messages=%d: retrying one by one", exc, len(messages))
+            return self._one_by_one(messages)
+        self._count(batch, result, time.perf_counter() - started, len(messages))
+        return result
+
+    def _one_by_one(self, messages: Sequence[Inbound]) -> WriteResult:
+        totals = [0, 0, 0, 0]
+        for msg in messages:
+            batch = self.pipeline.prepare([msg])
+            try:
+                result = self.writer.write(batch)
+            except Exception as exc:
+                if _is_transient(exc):
+                    raise
+                parsed = topics.parse_topic(msg.topic)
+                batch = Batch(rejections=[Rejection(msg.topic, parsed[0] if parsed else None, r.STORAGE_ERROR,
+                                                    repr(exc)[:1000], msg.payload, msg.received_ms)])
+                result = self.writer.write(batch)
+            self._count(batch, result, 0.0, 1)
+            totals = [a + b for a, b in zip(totals, (result.messages_stored, result.duplicates,
+                                                     result.signals_stored, result.events_stored), strict=True)]
+        return WriteResult(*totals)
+
+    def _count(self, batch: Batch, result: WriteResult, seconds: float, n: int) -> None:
+        m = self.metrics
+        if seconds:
+            m.batch_seconds.observe(seconds)
+            m.batch_size.observe(n)
+        m.signals_stored.inc(result.signals_stored)
+        m.duplicates.inc(result.duplicates)
+        for rejection in batch.rejections:
+            m.messages_rejected.labels(rejection.reason).inc()
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return any(type(e).__name__ in _TRANSIENT_NAMES for e in _chain(exc))
+
+
+def _chain(exc: BaseException | None):  # type: ignore[no-untyped-def]
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__

@@ -1,0 +1,199 @@
+"""The ingest worker: an MQTT consumer that acks each message only after it is committed.
+
+At-least-once, end to end:
+* the worker's broker session is persistent (fixed client id, clean start off, long session
+  expiry), so messages published while it is down wait in the broker;
+* paho runs with `manual_ack=True`: PUBACK for a message is sent only after the batch that
+  holds it is committed, so a worker killed mid-batch gets those messages again;
+* storage skips (vehicle, seq) pairs it already has, so a redelivery is not stored twice.
+
+Scaling out: on MQTT 5 brokers (Mosquitto, EMQX, HiveMQ) every worker joins the shared
+subscription group `$share/<group>/v1/vehicles/+/telemetry`, and the broker splits the
+stream between them. The embedded amqtt broker speaks MQTT 3.1.1 without shared
+subscriptions, so there one worker subscribes directly.
+
+Threads: paho's network thread only enqueues; one writer thread forms batches (up to
+`batch_max` messages or `batch_wait_ms`), commits them, then acks in arrival order (MQTT
+requires PUBACKs in the order the PUBLISHes arrived).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from chelian.ingest.batch import Inbound
+from chelian.ingest.processor import Processor
+from chelian.link import topics
+from chelian.storage.db import now_ms
+
+log = logging.getLogger("chelian.ingest")
+
+SUBSCRIBED_CHANNELS = (topics.TELEMETRY, topics.EVENTS, topics.STATUS)
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    host: str
+    port: int
+    username: str
+    password: str
+    mqtt5: bool = True
+    share_group: str | None = "chelian-ingest"
+
+
+def make_client(client_id: str, endpoint: BrokerEndpoint, **kwargs) -> mqtt.Client:  # type: ignore[no-untyped-def]
+    """The one place chelian builds a paho client (a seam tests and tools can reuse)."""
+    protocol = mqtt.MQTTv5 if endpoint.mqtt5 else mqtt.MQTTv311
+    extra = {} if endpoint.mqtt5 else {"clean_session": kwargs.pop("clean_session", True)}
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **extra, **kwargs)
+    client.username_pw_set(endpoint.username, endpoint.password)
+    return client
+
+
+class IngestWorker:
+    def __init__(self, processor: Processor, endpoint: BrokerEndpoint, *, client_id: str = "chelian-ingest-0",
+                 batch_max: int = 2000, batch_wait_ms: int = 50) -> None:
+        self.processor = processor
+        self.endpoint = endpoint
+        self.client_id = client_id
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_ms / 1000
+        self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._generation = 0
+        self._writer = threading.Thread(target=self._write_loop, name="chelian-ingest-writer", daemon=True)
+        self._client = self._build_client()
+        self.last_error: BaseException | None = None
+
+    def _build_client(self) -> mqtt.Client:
+        persistent = {} if self.endpoint.mqtt5 else {"clean_session": False}
+        client = make_client(self.client_id, self.endpoint, manual_ack=True, **persistent)
+        # Unacked messages may be many (a whole batch): let the client hold them all.
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(0.2, 5)
+        return client
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 10.0) -> IngestWorker:
+        props = None
+        if self.endpoint.mqtt5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.ReceiveMaximum = 65535
+        kwargs = {"clean_start": False, "properties": props} if self.endpoint.mqtt5 else {}
+        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, **kwargs)
+        self._client.loop_start()
+        self._writer.start()
+        if not self._connected.wait(timeout_s):
+            self.stop()
+            raise ConnectionError(f"ingest could not connect to the broker at "
+                                  f"{self.endpoint.host}:{self.endpoint.port} within {timeout_s:.0f}s")
+        return self
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then disconnect (the session stays on the broker)."""
+        self._stop.set()
+        if self._writer.is_alive():
+            self._writer.join(timeout=10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> IngestWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- paho callbacks (network thread) --------------------------------------------------
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _props=None) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            log.error("ingest_connect_refused reason=%s", reason_code)
+            return
+        filters = [topics.all_vehicles(c) for c in SUBSCRIBED_CHANNELS]
+        if self.endpoint.share_group:
+            filters = [topics.shared(f, self.endpoint.share_group) for f in filters]
+        self._generation += 1
+        client.subscribe([(f, 1) for f in filters])
+        log.info("ingest_connected client_id=%s filters=%s", self.client_id, filters)
+        self._connected.set()
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _props=None) -> None:  # type: ignore[no-untyped-def]
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("ingest_disconnected reason=%s", reason_code)
+
+    def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+        self._inbox.put(Inbound(msg.mid, msg.qos, msg.topic, msg.payload, now_ms(), self._generation))
+
+    # --- writer thread ---------------------------------------------------------------------
+
+    def _next_batch(self) -> list[Inbound]:
+        try:
+            first = self._inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.batch_wait_s
+        while len(batch) < self.batch_max:
+            try:
+                batch.append(self._inbox.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._inbox.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while not (self._stop.is_set() and self._inbox.empty()):
+            batch = self._next_batch()
+            if not batch:
+                continue
+            delay = 0.1
+            while True:
+                try:
+                    self.processor.process(batch)
+                    break
+                except Exception as exc:  # transient storage failure: keep the batch, retry
+                    self.last_error = exc
+                    log.error("ingest_write_retry error=%r delay_s=%.1f", exc, delay)
+                    if self._stop.is_set() or self._stop.wait(delay):
+                        return  # stopping while storage is down: the broker keeps the messages
+                    delay = min(delay * 2, 10.0)
+            generation = self._generation
+            for msg in batch:
+                # A packet id from an earlier connection may already name another message:
+                # never ack across a reconnect (the broker redelivers those, and we dedupe).
+                if msg.qos > 0 and msg.generation == generation:
+                    self._client.ack(msg.mid, msg.qos)
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """True once nothing is waiting to be written (for tests and orderly shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._inbox.empty():
+                return True
+            time.sleep(0.01)
+        return False

@@ -1,0 +1,91 @@
+"""PostgreSQL batch writer: array-unnest inserts for headers and state, COPY for samples.
+
+Headers go first with `ON CONFLICT DO NOTHING RETURNING`, which is what makes two ingest
+workers that both receive a redelivered message store it once: the second one blocks on
+the first one's row lock and then learns the row exists. Only samples of newly stored
+headers are COPYed. Latest-state rows are upserted in (vehicle, path) order so concurrent
+workers take row locks in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Engine
+
+from chelian.ingest.batch import Batch, WriteResult, latest_per_signal
+
+_HEADERS = """
+INSERT INTO telemetry_messages (vehicle_id, seq, ts_ms, received_ms, signal_count)
+SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::int[])
+ON CONFLICT DO NOTHING
+RETURNING vehicle_id, seq
+"""
+_LATEST = """
+INSERT INTO latest_state AS s (vehicle_id, path, ts_ms, received_ms, value_num, value_text)
+SELECT * FROM unnest(%s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::float8[], %s::text[])
+ON CONFLICT (vehicle_id, path) DO UPDATE
+SET ts_ms = excluded.ts_ms, received_ms = excluded.received_ms,
+    value_num = excluded.value_num, value_text = excluded.value_text
+WHERE s.ts_ms <= excluded.ts_ms
+"""
+_EVENTS = """
+INSERT INTO events (vehicle_id, seq, type, ts_ms, received_ms, data)
+SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::json[])
+ON CONFLICT (vehicle_id, seq) DO NOTHING
+"""
+_STATUS = """
+UPDATE vehicles SET online = %s, status_ms = %s
+WHERE id = %s AND (status_ms IS NULL OR status_ms <= %s)
+"""
+_REJECTED = """
+INSERT INTO rejected_messages (topic, vin, reason, detail, payload, received_ms)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+
+class PostgresWriter:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def write(self, batch: Batch) -> WriteResult:
+        raw = self._engine.raw_connection()
+        try:
+            conn = raw.driver_connection
+            with conn.transaction(), conn.cursor() as cur:  # type: ignore[union-attr]
+                result = self._write(cur, batch)
+            return result
+        finally:
+            raw.close()
+
+    def _write(self, cur, batch: Batch) -> WriteResult:  # type: ignore[no-untyped-def]
+        new = []
+        if batch.telemetry:
+            t = batch.telemetry
+            cur.execute(_HEADERS, ([m.vehicle_id for m in t], [m.seq for m in t], [m.ts_ms for m in t],
+                                   [m.received_ms for m in t], [len(m.samples) for m in t]))
+            stored = set(cur.fetchall())
+            new = [m for m in t if (m.vehicle_id, m.seq) in stored]
+        signals = 0
+        if new:
+            with cur.copy("COPY telemetry (vehicle_id, path, ts_ms, received_ms, value_num, value_text) "
+                          "FROM STDIN") as copy:
+                for m in new:
+                    for row in m.samples:
+                        copy.write_row(row)
+                    signals += len(m.samples)
+            latest = latest_per_signal(new)
+            cur.execute(_LATEST, tuple(list(col) for col in zip(*latest, strict=True)))
+        events = 0
+        if batch.events:
+            e = batch.events
+            cur.execute(_EVENTS, ([x.vehicle_id for x in e], [x.seq for x in e], [x.type for x in e],
+                                  [x.ts_ms for x in e], [x.received_ms for x in e],
+                                  [json.dumps(x.data) for x in e]))
+            events = cur.rowcount
+        if batch.statuses:
+            cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
+        if batch.rejections:
+            cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
+                                        for x in batch.rejections])
+        return WriteResult(len(new), len(batch.telemetry) - len(new), signals, max(events, 0))
