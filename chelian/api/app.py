@@ -33,8 +33,6 @@ from chelian.signals import Catalog
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
-
 ERROR_STATUS: dict[type[ChelianError], int] = {
     ValidationError: 400,
     AuthError: 401,
@@ -57,9 +55,8 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Me
     app.add_exception_handler(ChelianError, _chelian_error)
     app.add_middleware(RequestCounter, counter=metrics.http_requests)
 
-    for module in (users, auth, vehicles, state, history, events):
-        app.include_router(module.router, prefix=API_PREFIX)
-    app.include_router(metrics_routes.router)
+    for module in (users, auth, vehicles, state, history, events, metrics_routes):
+        app.include_router(module.router)
     return app
 
 

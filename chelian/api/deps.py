@@ -32,7 +32,10 @@ from chelian.storage.repositories import vehicles
 from chelian.storage.repositories.users import User
 from chelian.storage.repositories.vehicles import Vehicle
 
-TOKEN_URL = "/api/v1/auth/token"
+API_PREFIX = "/api/v1"
+"""Routers carry the full prefix themselves (not `include_router(prefix=)`), so a matched
+route's `path` is the whole template, which the request counter uses as its label."""
+TOKEN_URL = f"{API_PREFIX}/auth/token"
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 

@@ -6,6 +6,10 @@ columns whatever its VSS datatype. The catalog decides which: numbers and boolea
 `value_text` (arrays as JSON). Ingest writes with `encode_value`, the API reads with
 `decode_value`; keeping both here is what guarantees a value comes back with its type.
 
+Telemetry history is stored differently, one JSON object per message (native JSON types);
+`coerce_value` brings a value read back from JSON to the signal's Python type, because not
+every dialect keeps JSON's types on the way out (SQLite's json_extract turns true into 1).
+
 Example:
     encode_value(catalog.get("Vehicle.IsMoving"), True)           # (1.0, None)
     decode_value(catalog.get("Vehicle.IsMoving"), 1.0, None)      # True
@@ -63,4 +67,22 @@ def decode_value(signal: Signal, num: float | None, text: str | None) -> Value:
         return text
     if t == "string[]":
         return None if text is None else list(json.loads(text))
+    raise TypeError(f"{signal.path} has datatype {t} that chelian cannot decode")
+
+
+def coerce_value(signal: Signal, raw: Any) -> Value:
+    """The typed Python value for a JSON-decoded `raw` (1 -> True for booleans, '["a"]' -> ["a"])."""
+    t = signal.datatype
+    if raw is None:
+        return None
+    if t == "boolean":
+        return bool(raw)
+    if t in INT_BOUNDS:
+        return int(raw)
+    if t in FLOAT_TYPES:
+        return float(raw)
+    if t == "string":
+        return str(raw)
+    if t == "string[]":
+        return [str(v) for v in (json.loads(raw) if isinstance(raw, str) else raw)]
     raise TypeError(f"{signal.path} has datatype {t} that chelian cannot decode")

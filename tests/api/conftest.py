@@ -1,11 +1,13 @@
 """An API client on each database, owners with tokens, and rows written the way ingest would.
 
-Ingest is not used here: telemetry, latest_state and events rows are inserted directly with
-`encode_value`, so these tests pin down the read side on its own.
+Ingest is not used here: latest_state rows are inserted directly with `encode_value`,
+telemetry as one JSON row per message and events as rows, so these tests pin down the read
+side on its own.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -86,14 +88,19 @@ def put_state(engine, vin: str, values: dict, ts_ms: int, received_ms: int | Non
                                                      value_text=text))
 
 
-def put_samples(engine, vin: str, path: str, samples: list[tuple[int, object]]) -> None:
-    vid, signal = vehicle_id(engine, vin), CATALOG.get(path)
-    rows = []
-    for ts, value in samples:
-        num, text = encode_value(signal, value)
-        rows.append(dict(vehicle_id=vid, path=path, ts_ms=ts, received_ms=ts, value_num=num, value_text=text))
+_seq = itertools.count(1)
+
+
+def put_messages(engine, vin: str, messages: list[tuple[int, dict]]) -> None:
+    """(ts_ms, {path: value}) pairs, stored as ingest does: one telemetry row per message."""
+    vid = vehicle_id(engine, vin)
     with engine.begin() as conn:
-        conn.execute(insert(telemetry), rows)
+        conn.execute(insert(telemetry), [dict(vehicle_id=vid, seq=next(_seq), ts_ms=ts, received_ms=ts,
+                                              signals=signals) for ts, signals in messages])
+
+
+def put_samples(engine, vin: str, path: str, samples: list[tuple[int, object]]) -> None:
+    put_messages(engine, vin, [(ts, {path: value}) for ts, value in samples])
 
 
 def put_events(engine, vin: str, items: list[tuple[int, str, dict]]) -> None:

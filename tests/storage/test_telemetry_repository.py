@@ -1,5 +1,7 @@
 """Read side of telemetry, on SQLite and PostgreSQL (rows written directly, as ingest would)."""
 
+import itertools
+
 import pytest
 from sqlalchemy import insert
 
@@ -23,15 +25,19 @@ def car(engine):
                                owner_id=owner.id, created_ms=0)
 
 
-def put_samples(engine, vehicle_id, path, samples):
-    signal = CATALOG.get(path)
-    rows = []
-    for ts, value in samples:
-        num, text = encode_value(signal, value)
-        rows.append(dict(vehicle_id=vehicle_id, path=path, ts_ms=ts, received_ms=ts + 5, value_num=num,
-                         value_text=text))
+_seq = itertools.count(1)
+
+
+def put_messages(engine, vehicle_id, messages):
+    """(ts_ms, {path: value}) pairs, stored as ingest does: one telemetry row per message."""
     with engine.begin() as conn:
-        conn.execute(insert(telemetry_table), rows)
+        conn.execute(insert(telemetry_table), [
+            dict(vehicle_id=vehicle_id, seq=next(_seq), ts_ms=ts, received_ms=ts + 5, signals=signals)
+            for ts, signals in messages])
+
+
+def put_samples(engine, vehicle_id, path, samples):
+    put_messages(engine, vehicle_id, [(ts, {path: value}) for ts, value in samples])
 
 
 def put_state(engine, vehicle_id, values, ts=T0):
@@ -71,7 +77,7 @@ def test_location_needs_latitude_and_longitude(engine, car):
 
 def test_history_window_order_and_limit(engine, car):
     put_samples(engine, car.id, "Vehicle.Speed", [(T0 + i * 1000, float(i)) for i in range(10)])
-    put_samples(engine, car.id, "Vehicle.AverageSpeed", [(T0 + 1000, 99.0)])  # another signal
+    put_samples(engine, car.id, "Vehicle.AverageSpeed", [(T0 + 1500, 99.0)])  # a message without Speed
     with engine.connect() as conn:
         samples, more = telemetry.history(conn, SPEED, car.id, T0 + 2000, T0 + 5000, limit=100)
         assert [(s.ts_ms, s.value) for s in samples] == [(T0 + i * 1000, float(i)) for i in range(2, 6)]
@@ -80,6 +86,26 @@ def test_history_window_order_and_limit(engine, car):
         assert [s.value for s in samples] == [0.0, 1.0, 2.0] and more
         samples, more = telemetry.history(conn, SPEED, car.id, T0, T0 + 10_000, limit=10)
         assert len(samples) == 10 and not more
+
+
+def test_history_picks_one_signal_out_of_messages_and_keeps_types(engine, car):
+    put_messages(engine, car.id, [
+        (T0, {"Vehicle.Speed": 10, "Vehicle.IsMoving": True, "Vehicle.Diagnostics.DTCList": ["P0301"],
+              "Vehicle.LowVoltageSystemState": "ON", "Vehicle.TraveledDistance": 7}),
+        (T0 + 1, {"Vehicle.IsMoving": False}),
+    ])
+    with engine.connect() as conn:
+        def values(path):
+            samples, _ = telemetry.history(conn, CATALOG.get(path), car.id, T0, T0 + 10, limit=10)
+            return [s.value for s in samples]
+
+        assert values("Vehicle.Speed") == [10.0] and type(values("Vehicle.Speed")[0]) is float
+        assert values("Vehicle.IsMoving") == [True, False]
+        assert all(type(v) is bool for v in values("Vehicle.IsMoving"))
+        assert values("Vehicle.Diagnostics.DTCList") == [["P0301"]]
+        assert values("Vehicle.LowVoltageSystemState") == ["ON"]
+        assert values("Vehicle.TraveledDistance") == [7] and type(values("Vehicle.TraveledDistance")[0]) is int
+        assert values("Vehicle.AverageSpeed") == []
 
 
 def test_downsample_per_bucket(engine, car):

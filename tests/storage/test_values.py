@@ -1,7 +1,7 @@
 import pytest
 
 from chelian.signals import Catalog, Signal
-from chelian.storage.values import decode_value, encode_value
+from chelian.storage.values import coerce_value, decode_value, encode_value
 
 CATALOG = Catalog.builtin()
 
@@ -67,3 +67,21 @@ def test_unknown_datatype_is_refused():
     with pytest.raises(TypeError):
         decode_value(odd, 1.0, None)
 
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "value"),
+    [
+        ("Vehicle.IsMoving", 1, True),
+        ("Vehicle.IsMoving", False, False),
+        ("Vehicle.TraveledDistance", 12.0, 12),
+        ("Vehicle.Speed", 50, 50.0),
+        ("Vehicle.LowVoltageSystemState", "ON", "ON"),
+        ("Vehicle.Diagnostics.DTCList", '["P0301"]', ["P0301"]),
+        ("Vehicle.Diagnostics.DTCList", ["P0301"], ["P0301"]),
+        ("Vehicle.Speed", None, None),
+    ],
+)
+def test_coerce_json_value_to_signal_type(path, raw, value):
+    got = coerce_value(CATALOG.get(path), raw)
+    assert got == value and type(got) is type(value)

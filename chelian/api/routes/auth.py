@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 
-from chelian.api.deps import EngineDep, SettingsDep
+from chelian.api.deps import API_PREFIX, EngineDep, SettingsDep
 from chelian.api.schemas.users import TokenPublic
 from chelian.services.accounts.signup import log_in
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix=f"{API_PREFIX}/auth", tags=["auth"])
 
 
 @router.post("/token", response_model=TokenPublic,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chelian.api.deps import ConnDep, EventsWindow, OwnedVehicle
+from chelian.api.deps import API_PREFIX, ConnDep, EventsWindow, OwnedVehicle
 from chelian.api.schemas.events import EventPublic, EventsPublic
 from chelian.storage.repositories import events
 
-router = APIRouter(prefix="/vehicles", tags=["events"])
+router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["events"])
 
 DEFAULT_EVENTS, MAX_EVENTS = 100, 1000
 

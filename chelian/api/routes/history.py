@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from chelian.api.deps import ConnDep, EveryParam, HistoryWindow, KnownSignal, OwnedVehicle
+from chelian.api.deps import API_PREFIX, ConnDep, EveryParam, HistoryWindow, KnownSignal, OwnedVehicle
 from chelian.api.schemas.history import DownsampledHistoryPublic, HistoryPublic, history_base
 from chelian.storage.repositories import telemetry
 
-router = APIRouter(prefix="/vehicles", tags=["history"])
+router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["history"])
 
 DEFAULT_POINTS, MAX_POINTS = 1000, 10_000
 

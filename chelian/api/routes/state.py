@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chelian.api.deps import CatalogDep, ConnDep, OwnedVehicle
+from chelian.api.deps import API_PREFIX, CatalogDep, ConnDep, OwnedVehicle
 from chelian.api.schemas.state import LocationPublic, StatePublic
 from chelian.errors import NotFoundError
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import telemetry
 
-router = APIRouter(prefix="/vehicles", tags=["state"])
+router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["state"])
 
 
 @router.get("/{vin}/state", response_model=StatePublic, responses={404: {"description": "Not one of your cars"}})

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from chelian.api.deps import CurrentUser, EngineDep
+from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep
 from chelian.api.schemas.users import UserCreate, UserPublic
 from chelian.services.accounts.signup import sign_up
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix=f"{API_PREFIX}/users", tags=["users"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=UserPublic,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from chelian.api.deps import ConnDep, CurrentUser, EngineDep, OwnedVehicle, SettingsDep
+from chelian.api.deps import API_PREFIX, ConnDep, CurrentUser, EngineDep, OwnedVehicle, SettingsDep
 from chelian.api.schemas.vehicles import VehicleCreate, VehicleProvisionedPublic, VehiclePublic, VehiclesPublic
 from chelian.services.fleet.provisioning import provision
 from chelian.storage.repositories import vehicles
 
-router = APIRouter(prefix="/vehicles", tags=["vehicles"])
+router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["vehicles"])
 
 
 @router.get("", response_model=VehiclesPublic)

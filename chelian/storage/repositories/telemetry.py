@@ -1,7 +1,15 @@
 """Reading telemetry back: a car's latest state, one signal's history, and downsampled history.
 
-Writes belong to ingest. Values come back typed (via `decode_value`) because the signal
-catalog, not the row, knows what a `value_num` of 1.0 means.
+Writes belong to ingest. Latest state is one narrow row per (car, signal) with the value in
+`value_num`/`value_text`; history is one `telemetry` row per message with its signals as a
+JSON object. Either way values come back typed (via `decode_value` / `coerce_value`)
+because the signal catalog, not the row, knows what a stored 1 means.
+
+One signal's history is pulled out of the JSON with SQLAlchemy's portable JSON accessors:
+`signals[path]` is `signals -> path` on PostgreSQL (JSONB) and `json_extract(signals,
+'$."path"')` on SQLite; `.as_float()` / `.as_string()` add the dialect's cast. A message
+without the signal has no such key, so `as_string() IS NOT NULL` selects the messages that
+carry it (ingest never stores a JSON null).
 
 Downsampling happens in SQL so a month of 1 Hz samples never crosses the wire: buckets are
 aligned to the epoch as `ts_ms // bucket_ms`, which both SQLite (integer / integer) and
@@ -14,13 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, cast, func, select
+from sqlalchemy import BigInteger, Connection, Float, case, cast, func, literal, select
 
 from chelian.errors import ValidationError
 from chelian.signals import Catalog, Signal
 from chelian.storage.tables import latest_state as latest_table
 from chelian.storage.tables import telemetry
-from chelian.storage.values import Value, decode_value
+from chelian.storage.values import Value, coerce_value, decode_value
 
 MAX_BUCKETS = 10_000
 """More buckets than this is a query for raw data in disguise: ask for a larger `every`."""
@@ -100,9 +108,11 @@ def latest_location(conn: Connection, catalog: Catalog, vehicle_id: int) -> Loca
     )
 
 
-def _window(vehicle_id: int, path: str, start_ms: int, end_ms: int):  # type: ignore[no-untyped-def]
+def _carrying(vehicle_id: int, path: str, start_ms: int, end_ms: int):  # type: ignore[no-untyped-def]
+    """Messages of one car in [start, end] that carry signal `path`."""
     c = telemetry.c
-    return (c.vehicle_id == vehicle_id, c.path == path, c.ts_ms >= start_ms, c.ts_ms <= end_ms)
+    return (c.vehicle_id == vehicle_id, c.ts_ms >= start_ms, c.ts_ms <= end_ms,
+            c.signals[path].as_string().is_not(None))
 
 
 def history(conn: Connection, signal: Signal, vehicle_id: int, start_ms: int, end_ms: int,
@@ -113,12 +123,12 @@ def history(conn: Connection, signal: Signal, vehicle_id: int, start_ms: int, en
     """
     c = telemetry.c
     rows = conn.execute(
-        select(c.ts_ms, c.value_num, c.value_text)
-        .where(*_window(vehicle_id, signal.path, start_ms, end_ms))
-        .order_by(c.ts_ms, c.id)
+        select(c.ts_ms, c.signals[signal.path])
+        .where(*_carrying(vehicle_id, signal.path, start_ms, end_ms))
+        .order_by(c.ts_ms, c.seq)
         .limit(limit + 1)
     ).all()
-    samples = [Sample(ts, decode_value(signal, num, text)) for ts, num, text in rows[:limit]]
+    samples = [Sample(ts, coerce_value(signal, raw)) for ts, raw in rows[:limit]]
     return samples, len(rows) > limit
 
 
@@ -126,7 +136,7 @@ def downsample(conn: Connection, signal: Signal, vehicle_id: int, start_ms: int,
                bucket_ms: int) -> list[Bucket]:
     """avg/min/max/count per epoch-aligned bucket of `bucket_ms`, oldest first; empty buckets omitted.
 
-    Booleans are stored as 0/1, so their average is the share of samples that were true.
+    Booleans count as 0/1, so their average is the share of samples that were true.
     Text signals have no average and are refused.
     """
     if signal.stored_as_text:
@@ -139,9 +149,12 @@ def downsample(conn: Connection, signal: Signal, vehicle_id: int, start_ms: int,
         raise ValidationError(f"{buckets} buckets requested, at most {MAX_BUCKETS}: use a larger `every` "
                               "or a shorter time range")
     c = telemetry.c
+    element = c.signals[signal.path]
+    number = (case((element.as_boolean(), literal(1.0, Float)), else_=literal(0.0, Float))
+              if signal.datatype == "boolean" else element.as_float())
     inner = (
-        select((c.ts_ms // cast(bucket_ms, BigInteger)).label("bucket"), c.value_num.label("v"))
-        .where(*_window(vehicle_id, signal.path, start_ms, end_ms), c.value_num.is_not(None))
+        select((c.ts_ms // cast(bucket_ms, BigInteger)).label("bucket"), number.label("v"))
+        .where(*_carrying(vehicle_id, signal.path, start_ms, end_ms))
         .subquery()
     )
     rows = conn.execute(
