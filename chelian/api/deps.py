@@ -133,7 +133,8 @@ def time_window(default_span_ms: int, span_text: str):  # type: ignore[no-untype
     """A dependency reading `start`/`end`; missing `end` is now, missing `start` is end - span."""
 
     def window(
-        start: Annotated[str | None, Query(description=f"{_INSTANT_HELP}; default: {span_text} before end")] = None,
+        start: Annotated[str | None,
+                         Query(description=f"{_INSTANT_HELP}; default: {span_text} before end")] = None,
         end: Annotated[str | None, Query(description=f"{_INSTANT_HELP}; default: now")] = None,
     ) -> Window:
         end_ms = parse_instant(end, "end") if end is not None else now_ms()

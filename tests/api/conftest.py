@@ -107,5 +107,6 @@ def put_events(engine, vin: str, items: list[tuple[int, str, dict]]) -> None:
     """(ts_ms, type, data) triples; seq counts up from 1."""
     vid = vehicle_id(engine, vin)
     with engine.begin() as conn:
-        conn.execute(insert(events), [dict(vehicle_id=vid, seq=i, type=t, ts_ms=ts, received_ms=ts + 1, data=d)
-                                      for i, (ts, t, d) in enumerate(items, start=1)])
+        conn.execute(insert(events), [
+            dict(vehicle_id=vid, seq=i, type=t, ts_ms=ts, received_ms=ts + 1, data=d)
+            for i, (ts, t, d) in enumerate(items, start=1)])

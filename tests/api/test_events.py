@@ -22,7 +22,8 @@ def test_events_newest_first_with_data_and_times(client, engine, owner, car):
 
 
 def test_events_filter_by_type_window_and_limit(client, engine, owner, car):
-    put_events(engine, car, [(T0 + i * 1000, "dtc_set" if i % 2 else "trip_start", {"i": i}) for i in range(6)])
+    put_events(engine, car, [(T0 + i * 1000, "dtc_set" if i % 2 else "trip_start", {"i": i})
+                             for i in range(6)])
     only_dtc = events(client, owner, car, start=T0, end=T0 + 10_000, type="dtc_set").json()
     assert [e["data"]["i"] for e in only_dtc["data"]] == [5, 3, 1]
     limited = events(client, owner, car, start=T0, end=T0 + 10_000, limit=2).json()

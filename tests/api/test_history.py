@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime
 
-
 from chelian.storage.db import now_ms
 from tests.api.conftest import put_messages, put_samples
 
@@ -63,8 +62,9 @@ def test_default_window_is_the_last_hour(client, engine, owner, car):
 
 def test_downsampled_buckets_have_avg_min_max_count(client, engine, owner, car):
     # minute 0: 10, 20, 60; minute 1: none; minute 2: 5, 7; outside the range: 1000
-    put_samples(engine, car, "Vehicle.Speed", [(T0, 10.0), (T0 + 20_000, 20.0), (T0 + 59_999, 60.0),
-                                               (T0 + 120_000, 5.0), (T0 + 150_000, 7.0), (T0 + 300_000, 1000.0)])
+    put_samples(engine, car, "Vehicle.Speed", [
+        (T0, 10.0), (T0 + 20_000, 20.0), (T0 + 59_999, 60.0),
+        (T0 + 120_000, 5.0), (T0 + 150_000, 7.0), (T0 + 300_000, 1000.0)])
     r = history(client, owner, car, start=T0_ISO, end=T0 + 179_999, every="1m")
     assert r.status_code == 200
     body = r.json()
@@ -86,15 +86,16 @@ def test_buckets_are_epoch_aligned_and_integer_signals_average_as_floats(client,
 
 
 def test_boolean_average_is_the_share_of_true(client, engine, owner, car):
-    put_samples(engine, car, "Vehicle.IsMoving", [(T0, True), (T0 + 1, True), (T0 + 2, True), (T0 + 3, False)])
+    put_samples(engine, car, "Vehicle.IsMoving", [(T0, True), (T0 + 1, True), (T0 + 2, True),
+                                                  (T0 + 3, False)])
     body = history(client, owner, car, "Vehicle.IsMoving", start=T0, end=T0 + 3_599_999, every="1h").json()
     assert [(b["avg"], b["min"], b["max"], b["count"]) for b in body["buckets"]] == [(0.75, 0.0, 1.0, 4)]
 
 
 def test_unknown_signal_is_404(client, owner, car):
     r = history(client, owner, car, "Vehicle.WarpDrive.Speed")
-    assert r.status_code == 404 and r.json() == {"detail": "unknown signal Vehicle.WarpDrive.Speed: not in the "
-                                                           "signal catalog"}
+    assert r.status_code == 404
+    assert r.json() == {"detail": "unknown signal Vehicle.WarpDrive.Speed: not in the signal catalog"}
 
 
 BAD_PARAMETERS = [

@@ -49,7 +49,8 @@ def test_location_404_until_a_position_then_lat_lon_heading_speed(client, engine
     r = client.get(f"/api/v1/vehicles/{car}/location", headers=owner.headers)
     assert r.status_code == 404 and r.json() == {"detail": f"vehicle {car} has not reported a position yet"}
     ts = now_ms() - 5000
-    put_state(engine, car, {"Vehicle.CurrentLocation.Latitude": 48.1374, "Vehicle.CurrentLocation.Longitude": 11.5755,
+    put_state(engine, car, {"Vehicle.CurrentLocation.Latitude": 48.1374,
+                            "Vehicle.CurrentLocation.Longitude": 11.5755,
                             "Vehicle.CurrentLocation.Heading": 270.0, "Vehicle.Speed": 42.0}, ts_ms=ts)
     body = client.get(f"/api/v1/vehicles/{car}/location", headers=owner.headers).json()
     assert (body["vin"], body["lat"], body["lon"], body["heading"], body["speed"]) == (car, 48.1374, 11.5755,

@@ -9,7 +9,8 @@ from chelian.errors import ValidationError
 from chelian.signals import Catalog
 from chelian.storage.repositories import events, telemetry, users, vehicles
 from chelian.storage.tables import events as events_table
-from chelian.storage.tables import latest_state, telemetry as telemetry_table
+from chelian.storage.tables import latest_state
+from chelian.storage.tables import telemetry as telemetry_table
 from chelian.storage.values import encode_value
 
 CATALOG = Catalog.builtin()
@@ -104,7 +105,8 @@ def test_history_picks_one_signal_out_of_messages_and_keeps_types(engine, car):
         assert all(type(v) is bool for v in values("Vehicle.IsMoving"))
         assert values("Vehicle.Diagnostics.DTCList") == [["P0301"]]
         assert values("Vehicle.LowVoltageSystemState") == ["ON"]
-        assert values("Vehicle.TraveledDistance") == [7] and type(values("Vehicle.TraveledDistance")[0]) is int
+        (odometer,) = values("Vehicle.TraveledDistance")
+        assert odometer == 7 and type(odometer) is int
         assert values("Vehicle.AverageSpeed") == []
 
 

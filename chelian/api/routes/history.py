@@ -20,13 +20,14 @@ DEFAULT_POINTS, MAX_POINTS = 1000, 10_000
                        404: {"description": "Not one of your cars, or unknown signal"}})
 def signal_history(
     vehicle: OwnedVehicle, signal: KnownSignal, window: HistoryWindow, every: EveryParam, conn: ConnDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_POINTS, description="Most raw points to return")] = DEFAULT_POINTS,
+    limit: Annotated[int, Query(ge=1, le=MAX_POINTS, description="Most raw points")] = DEFAULT_POINTS,
 ) -> HistoryPublic | DownsampledHistoryPublic:
     """Default range: the last hour. With `every`: avg/min/max/count per bucket (numeric and boolean
     signals; a boolean's avg is the share of samples that were true). Without: raw points, oldest first."""
     base = history_base(vehicle.vin, signal.path, signal.unit, window.start_ms, window.end_ms)
     if every is None:
-        samples, truncated = telemetry.history(conn, signal, vehicle.id, window.start_ms, window.end_ms, limit)
+        samples, truncated = telemetry.history(conn, signal, vehicle.id, window.start_ms, window.end_ms,
+                                               limit)
         return HistoryPublic.of(base, samples, truncated)
     buckets = telemetry.downsample(conn, signal, vehicle.id, window.start_ms, window.end_ms, every.ms)
     return DownsampledHistoryPublic.of(base, every.text, buckets)

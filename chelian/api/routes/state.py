@@ -13,7 +13,8 @@ from chelian.storage.repositories import telemetry
 router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["state"])
 
 
-@router.get("/{vin}/state", response_model=StatePublic, responses={404: {"description": "Not one of your cars"}})
+@router.get("/{vin}/state", response_model=StatePublic,
+            responses={404: {"description": "Not one of your cars"}})
 def read_state(vehicle: OwnedVehicle, conn: ConnDep, catalog: CatalogDep) -> StatePublic:
     """The last value of every signal the car has reported, typed, with unit and age."""
     return StatePublic.of(vehicle.vin, telemetry.latest_state(conn, catalog, vehicle.id), now_ms())

@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from chelian.api.deps import API_PREFIX, ConnDep, CurrentUser, EngineDep, OwnedVehicle, SettingsDep
-from chelian.api.schemas.vehicles import VehicleCreate, VehicleProvisionedPublic, VehiclePublic, VehiclesPublic
+from chelian.api.schemas.vehicles import (
+    VehicleCreate,
+    VehicleProvisionedPublic,
+    VehiclePublic,
+    VehiclesPublic,
+)
 from chelian.services.fleet.provisioning import provision
 from chelian.storage.repositories import vehicles
 

@@ -20,8 +20,8 @@ class EventPublic(BaseModel):
 
     @classmethod
     def of(cls, e: Event) -> EventPublic:
-        return cls(seq=e.seq, type=e.type, ts=ms_to_datetime(e.ts_ms), received_at=ms_to_datetime(e.received_ms),
-                   data=e.data)
+        return cls(seq=e.seq, type=e.type, ts=ms_to_datetime(e.ts_ms),
+                   received_at=ms_to_datetime(e.received_ms), data=e.data)
 
 
 class EventsPublic(BaseModel):

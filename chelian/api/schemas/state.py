@@ -28,7 +28,8 @@ class StatePublic(BaseModel):
     def of(cls, vin: str, state: dict[str, StateEntry], now_ms: int) -> StatePublic:
         return cls(vin=vin, signals={
             path: SignalStatePublic(value=e.value, unit=e.unit, ts=ms_to_datetime(e.ts_ms),
-                                    received_at=ms_to_datetime(e.received_ms), age_s=age_seconds(now_ms, e.ts_ms))
+                                    received_at=ms_to_datetime(e.received_ms),
+                                    age_s=age_seconds(now_ms, e.ts_ms))
             for path, e in state.items()
         })
 

@@ -79,7 +79,8 @@ def latest_state(conn: Connection, catalog: Catalog, vehicle_id: int,
     shown, with its raw stored value, rather than silently hidden.
     """
     c = latest_table.c
-    query = select(c.path, c.ts_ms, c.received_ms, c.value_num, c.value_text).where(c.vehicle_id == vehicle_id)
+    query = (select(c.path, c.ts_ms, c.received_ms, c.value_num, c.value_text)
+             .where(c.vehicle_id == vehicle_id))
     if paths is not None:
         query = query.where(c.path.in_(paths))
     state: dict[str, StateEntry] = {}
@@ -162,4 +163,5 @@ def downsample(conn: Connection, signal: Signal, vehicle_id: int, start_ms: int,
         .group_by(inner.c.bucket)
         .order_by(inner.c.bucket)
     )
-    return [Bucket(int(b) * bucket_ms, float(avg), float(lo), float(hi), int(n)) for b, avg, lo, hi, n in rows]
+    return [Bucket(int(b) * bucket_ms, float(avg), float(lo), float(hi), int(n))
+            for b, avg, lo, hi, n in rows]
