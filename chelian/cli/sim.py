@@ -1,0 +1,54 @@
+"""`chelian sim`: register a simulated fleet to an owner and drive it until Ctrl-C."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from chelian.cli.common import console, database, err_console, with_settings
+from chelian.config import Settings
+from chelian.services.fleet.sim_fleet import MAX_SIM_CARS, provision_fleet
+from chelian.sim.fleet import Fleet, SimCarConfig
+
+CONNECT_GRACE_S = 10.0
+REPORT_EVERY_S = 30.0
+
+
+@with_settings(broker=True)
+def sim(
+    settings: Settings,
+    owner: Annotated[str, typer.Option(help="E-mail of the user who owns the simulated cars.")],
+    cars: Annotated[int, typer.Option(min=1, max=MAX_SIM_CARS, help="How many cars to drive.")] = 3,
+    rate_hz: Annotated[float, typer.Option(min=0.01, max=50, help="Telemetry messages per car per second.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same streets and same driving.")] = 0,
+    mqtt_version: Annotated[int, typer.Option(min=4, max=5, help="4 for MQTT 3.1.1, 5 for MQTT 5.")] = 4,
+) -> None:
+    """Drive simulated cars that stream telemetry to the broker, until Ctrl-C.
+
+    The owner's first N simulated cars are registered on first use and get fresh
+    credentials on every run; they drive trips on a street grid around Ann Arbor.
+    """
+    with database(settings) as engine:
+        credentials = provision_fleet(engine, owner, cars, settings.car_mqtt_url)
+    host, port = settings.broker_host_port
+    fleet = Fleet([SimCarConfig.from_credentials(c) for c in credentials], host, port, rate_hz, seed=seed,
+                  seq_path=settings.data_dir / "sim" / "seq.json", mqtt_version=mqtt_version)
+    console.print(f"driving {cars} car(s) of {owner} against mqtt://{host}:{port} at {rate_hz:g} Hz; "
+                  "Ctrl-C to stop", markup=False, highlight=False, soft_wrap=True)
+    fleet.start()
+    try:
+        if not fleet.wait_connected(CONNECT_GRACE_S):
+            err_console.print(f"only {fleet.connected} of {cars} cars connected to {host}:{port} so far; is the "
+                              "broker running (`chelian serve`) and does it know their credentials? Still trying.",
+                              style="yellow", markup=False, highlight=False, soft_wrap=True)
+        while True:
+            time.sleep(REPORT_EVERY_S)
+            console.print(f"{fleet.connected}/{cars} connected, {fleet.published} messages sent"
+                          + (f", {fleet.dropped} dropped (offline queue full)" if fleet.dropped else ""),
+                          markup=False, highlight=False)
+    except KeyboardInterrupt:
+        console.print("stopping: cars report offline and disconnect", markup=False, highlight=False)
+    finally:
+        fleet.stop()
