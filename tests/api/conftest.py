@@ -35,9 +35,14 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-def client(engine, tmp_path, metrics):
+def app(engine, tmp_path, metrics):
     settings = Settings.load(data_dir=tmp_path, public_mqtt_url=CAR_MQTT_URL, token_ttl_s=3600)
-    with TestClient(create_app(settings, engine, CATALOG, metrics)) as c:
+    return create_app(settings, engine, CATALOG, metrics)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as c:
         yield c
 
 
