@@ -39,7 +39,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Where chelian keeps its files (SQLite database, broker secrets). (default: ~/.chelian)",
+    "--data-dir", help="Where chelian keeps its files (database, broker secrets). (default: ~/.chelian)",
     rich_help_panel=PANEL, show_default=False)]
 DatabaseUrl = Annotated[str | None, typer.Option(
     "--database-url", help="postgresql://user@host/db or sqlite:///path. (default: SQLite in --data-dir)",
@@ -71,7 +71,8 @@ def one_line(message: str) -> str:
 
 
 def fail(message: str) -> NoReturn:
-    err_console.print(f"error: {one_line(message)}", style="red", markup=False, highlight=False, soft_wrap=True)
+    err_console.print(f"error: {one_line(message)}", style="red", markup=False, highlight=False,
+                      soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -87,7 +88,8 @@ def reported_errors() -> Iterator[None]:
 def load_settings(ctx: typer.Context | None = None, **options: Any) -> Settings:
     """Settings from flags given to the command or before its name (None means "not given")."""
     root = ctx.find_root().obj if ctx is not None else None
-    merged = {**(root if isinstance(root, dict) else {}), **{k: v for k, v in options.items() if v is not None}}
+    given = {k: v for k, v in options.items() if v is not None}
+    merged = {**(root if isinstance(root, dict) else {}), **given}
     config = merged.pop("config", None)
     return Settings.load(config, **merged)
 

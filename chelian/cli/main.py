@@ -52,7 +52,7 @@ def main(
     mqtt_url: MqttUrl = None,
     mqtt_port: MqttPort = None,
     config: ConfigFile = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is happening (INFO level).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is happening (INFO).")] = False,
     _show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                 help="Print the version and exit.")] = False,
 ) -> None:

@@ -15,15 +15,21 @@ from chelian.sim.fleet import Fleet, SimCarConfig
 CONNECT_GRACE_S = 10.0
 REPORT_EVERY_S = 30.0
 
+Owner = Annotated[str, typer.Option(help="E-mail of the user who owns the simulated cars.")]
+Cars = Annotated[int, typer.Option(min=1, max=MAX_SIM_CARS, help="How many cars to drive.")]
+RateHz = Annotated[float, typer.Option(min=0.01, max=50, help="Telemetry messages per car per second.")]
+Seed = Annotated[int, typer.Option(help="Same seed, same streets and same driving.")]
+MqttVersion = Annotated[int, typer.Option(min=4, max=5, help="4 for MQTT 3.1.1, 5 for MQTT 5.")]
+
 
 @with_settings(broker=True)
 def sim(
     settings: Settings,
-    owner: Annotated[str, typer.Option(help="E-mail of the user who owns the simulated cars.")],
-    cars: Annotated[int, typer.Option(min=1, max=MAX_SIM_CARS, help="How many cars to drive.")] = 3,
-    rate_hz: Annotated[float, typer.Option(min=0.01, max=50, help="Telemetry messages per car per second.")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Same seed, same streets and same driving.")] = 0,
-    mqtt_version: Annotated[int, typer.Option(min=4, max=5, help="4 for MQTT 3.1.1, 5 for MQTT 5.")] = 4,
+    owner: Owner,
+    cars: Cars = 3,
+    rate_hz: RateHz = 1.0,
+    seed: Seed = 0,
+    mqtt_version: MqttVersion = 4,
 ) -> None:
     """Drive simulated cars that stream telemetry to the broker, until Ctrl-C.
 
@@ -40,8 +46,9 @@ def sim(
     fleet.start()
     try:
         if not fleet.wait_connected(CONNECT_GRACE_S):
-            err_console.print(f"only {fleet.connected} of {cars} cars connected to {host}:{port} so far; is the "
-                              "broker running (`chelian serve`) and does it know their credentials? Still trying.",
+            err_console.print(f"only {fleet.connected} of {cars} cars connected to {host}:{port} so far; "
+                              "is the broker running (`chelian serve`) and does it know their credentials? "
+                              "Still trying.",
                               style="yellow", markup=False, highlight=False, soft_wrap=True)
         while True:
             time.sleep(REPORT_EVERY_S)

@@ -68,7 +68,8 @@ def list_(
     if as_json:
         typer.echo(json.dumps([_row(v) for v in cars]))
         return
-    table = Table("VIN", "make", "model", "year", "status", "status since (UTC)", title=f"vehicles of {owner}")
+    table = Table("VIN", "make", "model", "year", "status", "status since (UTC)",
+                  title=f"vehicles of {owner}")
     for v in cars:
         row = _row(v)
         table.add_row(v.vin, v.make, v.model, str(v.year), row["status"], row["status_at"] or "-")
@@ -76,7 +77,9 @@ def list_(
 
 
 def _row(v: Vehicle) -> dict[str, object]:
-    since = datetime.fromtimestamp(v.status_ms / 1000, UTC).isoformat(timespec="seconds") if v.status_ms else None
+    since = None
+    if v.status_ms is not None:
+        since = datetime.fromtimestamp(v.status_ms / 1000, UTC).isoformat(timespec="seconds")
     return {"vin": v.vin, "make": v.make, "model": v.model, "year": v.year,
             "status": "online" if v.online else "offline", "status_at": since}
 

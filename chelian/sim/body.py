@@ -62,8 +62,8 @@ class Tyres:
     def step(self, dt_s: float, outside_c: float, rolling: bool) -> None:
         target = outside_c + (22.0 if rolling else 0.0)
         self.temperature_c = relax(self.temperature_c, target, dt_s, 600.0)
-        self.cold_kpa = [max(0.0, p - leak * dt_s / 3600) for p, leak in zip(self.cold_kpa, self.leak_kpa_per_h,
-                                                                            strict=True)]
+        leaks = zip(self.cold_kpa, self.leak_kpa_per_h, strict=True)
+        self.cold_kpa = [max(0.0, p - leak * dt_s / 3600) for p, leak in leaks]
 
     def signals(self) -> dict[str, Any]:
         factor = (273.15 + self.temperature_c) / (273.15 + self.reference_c)

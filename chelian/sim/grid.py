@@ -42,7 +42,8 @@ class StreetGrid:
 
     def __post_init__(self) -> None:
         cos, sin = math.cos(self.rotation_rad), math.sin(self.rotation_rad)
-        positions = tuple((x * cos - y * sin, x * sin + y * cos) for y, x in itertools.product(self.ys, self.xs))
+        rows_then_cols = itertools.product(self.ys, self.xs)
+        positions = tuple((x * cos - y * sin, x * sin + y * cos) for y, x in rows_then_cols)
         object.__setattr__(self, "_positions", positions)
 
     @classmethod
@@ -77,7 +78,7 @@ class StreetGrid:
                 if 0 <= row + dr < self.rows and 0 <= col + dc < self.cols]
 
     def _on_avenue(self, a: int, b: int) -> bool:
-        (ra, ca), (rb, cb) = divmod(a, self.cols), divmod(b, self.cols)
+        (ra, ca), (rb, _) = divmod(a, self.cols), divmod(b, self.cols)
         return ra % AVENUE_EVERY == 0 if ra == rb else ca % AVENUE_EVERY == 0
 
     def speed_limit_ms(self, a: int, b: int) -> float:

@@ -49,7 +49,8 @@ PHASES: dict[str, Phase] = {
     "parked": Phase(30, 120, "boarding", "OFF", doors_open=False, locked=True),
     "boarding": Phase(2, 6, "starting", "OFF", doors_open=True, locked=False),
     "starting": Phase(2, 4, "driving", "ON", doors_open=False, locked=False),
-    "driving": Phase(0, 0, "arriving", "ON", doors_open=False, locked=True),  # locks at speed; ends on arrival
+    # Driving: the doors lock at speed, and the phase ends on arrival, not after a time.
+    "driving": Phase(0, 0, "arriving", "ON", doors_open=False, locked=True),
     "arriving": Phase(1, 3, "alighting", "OFF", doors_open=False, locked=False),
     "alighting": Phase(2, 6, "parked", "OFF", doors_open=True, locked=False),
 }

@@ -61,7 +61,8 @@ def test_help_explains_every_command():
     assert result.exit_code == 0
     for command in ("user", "vehicle", "db", "sim"):
         assert f" {command} " in result.output
-    for group, commands in {"user": ["add"], "vehicle": ["add", "list", "rotate-secret"], "db": ["upgrade"]}.items():
+    groups = {"user": ["add"], "vehicle": ["add", "list", "rotate-secret"], "db": ["upgrade"]}
+    for group, commands in groups.items():
         group_help = runner.invoke(app, [group, "--help"])
         assert group_help.exit_code == 0
         for command in commands:
@@ -78,7 +79,8 @@ def test_user_add_then_duplicate_is_refused(cli):
     assert "ana@example.com" in first.stdout
     assert_clean_failure(cli("user", "add", "--email", "ana@example.com", "--password", "other one!"),
                          "already exists")
-    assert_clean_failure(cli("user", "add", "--email", "bob@example.com", "--password", "short"), "8 characters")
+    assert_clean_failure(cli("user", "add", "--email", "bob@example.com", "--password", "short"),
+                         "8 characters")
 
 
 def test_vehicle_add_json_prints_the_credentials_once(cli, database_url):

@@ -201,7 +201,7 @@ def test_provision_fleet_refuses_what_it_cannot_do(engine):
     other = sign_up(engine, "b@example.com", "password1")
     with pytest.raises(ValidationError):
         provision_fleet(engine, "a@example.com", 0, "mqtt://h:1")
-    provision(engine, vin=sim_vin("a@example.com", 0), make="Ford", model="Focus", year=2016, owner_id=other.id,
-              mqtt_url="x")
+    provision(engine, vin=sim_vin("a@example.com", 0), make="Ford", model="Focus", year=2016,
+              owner_id=other.id, mqtt_url="x")
     with pytest.raises(ConflictError, match="another owner"):
         provision_fleet(engine, "a@example.com", 1, "mqtt://h:1")

@@ -59,7 +59,8 @@ def test_every_signal_is_valid_for_the_catalog(model, dt_s, seconds):
 
 def test_snapshot_covers_the_promised_signals():
     signals = SimVehicle(COMBUSTION, GRID, seed=1).step(1.0)
-    expected = {"Vehicle.Speed", "Vehicle.IsMoving", "Vehicle.TraveledDistance", "Vehicle.LowVoltageSystemState",
+    expected = {"Vehicle.Speed", "Vehicle.IsMoving", "Vehicle.TraveledDistance",
+                "Vehicle.LowVoltageSystemState",
                 "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude",
                 "Vehicle.CurrentLocation.Heading", "Vehicle.LowVoltageBattery.CurrentVoltage",
                 "Vehicle.Exterior.AirTemperature", "Vehicle.Powertrain.FuelSystem.RelativeLevel",

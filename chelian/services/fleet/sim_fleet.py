@@ -45,8 +45,8 @@ def provision_fleet(engine: Engine, owner_email: str, n: int, mqtt_url: str) -> 
         with engine.connect() as conn:
             existing = vehicles.by_vin(conn, car.vin)
         if existing is None:
-            _, creds = provision(engine, vin=car.vin, make=car.model.make, model=car.model.model, year=car.year,
-                                 owner_id=owner.id, mqtt_url=mqtt_url)
+            _, creds = provision(engine, vin=car.vin, make=car.model.make, model=car.model.model,
+                                 year=car.year, owner_id=owner.id, mqtt_url=mqtt_url)
         elif existing.owner_id == owner.id:
             creds = rotate_secret(engine, car.vin, mqtt_url)
         else:
