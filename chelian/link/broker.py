@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,8 @@ class Identity:
 
     username: str
     vin: str | None
+    secret_hash: str | None = None
+    """The stored hash the password was checked against: a session is cut when it is revoked."""
 
     @property
     def is_service(self) -> bool:
@@ -163,6 +166,9 @@ class VerificationCache:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (time.monotonic() + self.ttl_s, identity)
 
+    def retain(self, keep: Callable[[Identity], bool]) -> None:
+        self._entries = {k: v for k, v in self._entries.items() if keep(v[1])}
+
 
 class ChelianAuthPlugin(BaseAuthPlugin):
     """Cars by VIN + secret (database hash), the service account, nobody else."""
@@ -229,7 +235,17 @@ class ChelianAuthPlugin(BaseAuthPlugin):
             return None, "unknown_user"
         if not verify_car_secret(password, credential.secret_hash):
             return None, "bad_password"
-        return Identity(username, credential.vin), "ok"
+        return Identity(username, credential.vin, credential.secret_hash), "ok"
+
+    async def live_credentials(self) -> set[tuple[str, str]]:
+        """(username, secret_hash) of every credential that is not revoked."""
+        def query() -> set[tuple[str, str]]:
+            with self._engine.connect() as conn:
+                return {(c.username, c.secret_hash) for c in vehicles.all_credentials(conn)}
+        return await asyncio.get_running_loop().run_in_executor(self._pool, query)
+
+    def forget_revoked(self, live: set[tuple[str, str]]) -> None:
+        self._cache.retain(lambda identity: (identity.username, identity.secret_hash) in live)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -351,9 +367,44 @@ class ChelianBroker(Broker):
         self.max_packet_bytes = max_packet_bytes
         self._share_turn: dict[str, int] = {}
         rules = self.plugins_manager.get_plugin(ChelianTopicPlugin.__name__)
-        if not isinstance(rules, ChelianTopicPlugin):
-            raise BrokerError("ChelianTopicPlugin must be configured")
-        self._rules = rules
+        auth = self.plugins_manager.get_plugin(ChelianAuthPlugin.__name__)
+        if not isinstance(rules, ChelianTopicPlugin) or not isinstance(auth, ChelianAuthPlugin):
+            raise BrokerError("ChelianAuthPlugin and ChelianTopicPlugin must both be configured")
+        self._rules, self._auth = rules, auth
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        self._sweeper = asyncio.create_task(self._sweep_revoked())
+
+    async def shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await super().shutdown()
+
+    async def _sweep_revoked(self) -> None:
+        """Cut connected cars whose credential was revoked or rotated, as Mosquitto does on reload.
+
+        Runs once per auth-cache TTL, with one query for all live credentials, and also drops
+        cached logins for revoked credentials so they cannot reconnect either.
+        """
+        interval = max(self._auth.config.cache_ttl_s, 1.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                live = await self._auth.live_credentials()
+            except Exception as exc:  # noqa: BLE001 - keep sweeping once the database is back
+                log.error("revocation_sweep_failed error=%s", exc)
+                continue
+            self._auth.forget_revoked(live)
+            for session, handler in list(self._sessions.values()):
+                identity = session.attributes.get(_IDENTITY)
+                if (identity is None or identity.is_service or not session.transitions.is_connected()
+                        or (identity.username, identity.secret_hash) in live):
+                    continue
+                log.warning("session_revoked username=%s client_id=%s", identity.username, session.client_id)
+                await handler.handle_connection_closed()
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                                listener_name: str) -> None:
