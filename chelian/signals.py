@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,14 @@ class Catalog:
 
     def __init__(self, signals: Iterable[Signal]) -> None:
         self._by_path: dict[str, Signal] = {s.path: s for s in signals}
+        self.fast_checks: dict[str, tuple[float, float] | None] = {
+            s.path: _fast_bounds(s) for s in self._by_path.values() if s.datatype in (*FLOAT_TYPES, "boolean")
+        }
+        """Hot-path table for ingest: float signals -> (min, max); booleans -> None.
+
+        A float value inside the bounds (or a bool for a boolean signal) needs no further
+        checking; anything else takes the general `check` path, which explains the refusal.
+        """
 
     @classmethod
     def builtin(cls) -> Catalog:
@@ -157,6 +166,16 @@ class Catalog:
         if signal is None:
             raise SignalError("unknown_signal", f"{path} is not a known signal")
         return check_value(signal, value)
+
+
+def _fast_bounds(signal: Signal) -> tuple[float, float] | None:
+    if signal.datatype == "boolean":
+        return None
+    lo = -math.inf if signal.min is None else float(signal.min)
+    hi = math.inf if signal.max is None else float(signal.max)
+    # infinities never pass `lo <= v <= hi` with finite bounds; with open bounds they must
+    # still be refused, so open bounds become the largest finite doubles.
+    return (max(lo, -sys.float_info.max), min(hi, sys.float_info.max))
 
 
 def check_value(signal: Signal, value: Any) -> Any:

@@ -31,10 +31,13 @@ SampleRow = tuple[int, str, int, int, float | None, str | None]
 
 @dataclass(slots=True)
 class TelemetryRows:
+    """One accepted message: its row for `telemetry` and its samples for latest state."""
+
     vehicle_id: int
     seq: int
     ts_ms: int
     received_ms: int
+    signals_json: str
     samples: list[SampleRow]
 
 

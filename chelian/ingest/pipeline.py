@@ -9,6 +9,7 @@ Steps never touch the database except through the VehicleDirectory cache.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -92,8 +93,21 @@ class Pipeline:
             return
         seen.add(key)
         samples: list[SampleRow] = []
+        accepted: dict[str, object] = {}
         refused: list[str] = []
+        fast = self.catalog.fast_checks
+        ts, received = tm.ts_ms, msg.received_ms
         for path, value in tm.signals.items():
+            # Hot path: in-range floats and booleans (most of any car's stream).
+            bounds = fast.get(path, 0)
+            if bounds is None and (value is True or value is False):
+                accepted[path] = value
+                samples.append((vehicle_id, path, ts, received, 1.0 if value else 0.0, None))
+                continue
+            if bounds and type(value) is float and bounds[0] <= value <= bounds[1]:
+                accepted[path] = value
+                samples.append((vehicle_id, path, ts, received, value, None))
+                continue
             signal = self.catalog.get(path)
             try:
                 if signal is None:
@@ -102,12 +116,14 @@ class Pipeline:
             except SignalError as exc:
                 refused.append(f"{exc.reason}: {exc.detail}")
                 continue
-            samples.append((vehicle_id, path, tm.ts_ms, msg.received_ms, num, text))
+            accepted[path] = value
+            samples.append((vehicle_id, path, ts, received, num, text))
         if refused:
             reason = refused[0].split(":", 1)[0]
             batch.rejections.append(self._reject(msg, vin, reason, "; ".join(refused)))
         if samples:
-            batch.telemetry.append(TelemetryRows(vehicle_id, tm.seq, tm.ts_ms, msg.received_ms, samples))
+            body = json.dumps(accepted, separators=(",", ":"))
+            batch.telemetry.append(TelemetryRows(vehicle_id, tm.seq, tm.ts_ms, msg.received_ms, body, samples))
 
     def _event(self, batch: Batch, msg: Inbound, vin: str, vehicle_id: int,
                seen: set[tuple[str, str, int]]) -> None:

@@ -51,10 +51,17 @@ class Processor:
 
     def process(self, messages: Sequence[Inbound]) -> WriteResult:
         """Store `messages`; returns only once they are committed (then they may be acked)."""
+        return self.commit(messages, self.prepare(messages))
+
+    def prepare(self, messages: Sequence[Inbound]) -> Batch:
+        """The CPU half (parse, validate, encode): can run while the previous batch commits."""
         for msg in messages:
             parsed = topics.parse_topic(msg.topic)
             self.metrics.messages_in.labels(parsed[1] if parsed else "other").inc()
-        batch = self.pipeline.prepare(messages)
+        return self.pipeline.prepare(messages)
+
+    def commit(self, messages: Sequence[Inbound], batch: Batch) -> WriteResult:
+        """The database half: one transaction, or message by message if the batch is refused."""
         started = time.perf_counter()
         try:
             result = self.writer.write(batch)

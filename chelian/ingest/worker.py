@@ -12,9 +12,11 @@ subscription group `$share/<group>/v1/vehicles/+/telemetry`, and the broker spli
 stream between them. The embedded amqtt broker speaks MQTT 3.1.1 without shared
 subscriptions, so there one worker subscribes directly.
 
-Threads: paho's network thread only enqueues; one writer thread forms batches (up to
-`batch_max` messages or `batch_wait_ms`), commits them, then acks in arrival order (MQTT
-requires PUBACKs in the order the PUBLISHes arrived).
+Threads: paho's network thread only enqueues; a prepare thread forms batches (up to
+`batch_max` messages or `batch_wait_ms`) and validates them while a commit thread writes
+the previous batch, then acks in arrival order (MQTT requires PUBACKs in the order the
+PUBLISHes arrived). Validation is Python and the commit mostly waits on the database, so
+the two overlap even under the GIL.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from chelian.ingest.batch import Inbound
+from chelian.ingest.batch import Batch, Inbound
 from chelian.ingest.processor import Processor
 from chelian.link import topics
 from chelian.storage.db import now_ms
@@ -62,17 +64,21 @@ def make_client(client_id: str, endpoint: BrokerEndpoint, **kwargs) -> mqtt.Clie
 
 class IngestWorker:
     def __init__(self, processor: Processor, endpoint: BrokerEndpoint, *, client_id: str = "chelian-ingest-0",
-                 batch_max: int = 2000, batch_wait_ms: int = 50) -> None:
+                 batch_max: int = 2000, batch_wait_ms: int = 50, session_expiry_s: int = SESSION_EXPIRY_S) -> None:
         self.processor = processor
         self.endpoint = endpoint
         self.client_id = client_id
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_ms / 1000
+        self.session_expiry_s = session_expiry_s
         self._inbox: queue.SimpleQueue[Inbound] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._generation = 0
-        self._writer = threading.Thread(target=self._write_loop, name="chelian-ingest-writer", daemon=True)
+        self._prepared: queue.Queue[tuple[list[Inbound], Batch] | None] = queue.Queue(maxsize=2)
+        self._in_hand = 0
+        self._threads = [threading.Thread(target=self._prepare_loop, name="chelian-ingest-prepare", daemon=True),
+                         threading.Thread(target=self._commit_loop, name="chelian-ingest-commit", daemon=True)]
         self._client = self._build_client()
         self.last_error: BaseException | None = None
 
@@ -94,12 +100,13 @@ class IngestWorker:
         props = None
         if self.endpoint.mqtt5:
             props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
+            props.SessionExpiryInterval = self.session_expiry_s
             props.ReceiveMaximum = 65535
         kwargs = {"clean_start": False, "properties": props} if self.endpoint.mqtt5 else {}
         self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, **kwargs)
         self._client.loop_start()
-        self._writer.start()
+        for thread in self._threads:
+            thread.start()
         if not self._connected.wait(timeout_s):
             self.stop()
             raise ConnectionError(f"ingest could not connect to the broker at "
@@ -109,8 +116,8 @@ class IngestWorker:
     def stop(self) -> None:
         """Finish the batch in hand, then disconnect (the session stays on the broker)."""
         self._stop.set()
-        if self._writer.is_alive():
-            self._writer.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -140,6 +147,7 @@ class IngestWorker:
             log.warning("ingest_disconnected reason=%s", reason_code)
 
     def _on_message(self, _client, _userdata, msg: mqtt.MQTTMessage) -> None:  # type: ignore[no-untyped-def]
+        self._in_hand += 1
         self._inbox.put(Inbound(msg.mid, msg.qos, msg.topic, msg.payload, now_ms(), self._generation))
 
     # --- writer thread ---------------------------------------------------------------------
@@ -166,34 +174,50 @@ class IngestWorker:
                 break
         return batch
 
-    def _write_loop(self) -> None:
+    def _prepare_loop(self) -> None:
+        """Stage 1: form batches and validate them while stage 2 commits the previous one."""
         while not (self._stop.is_set() and self._inbox.empty()):
-            batch = self._next_batch()
-            if not batch:
-                continue
-            delay = 0.1
-            while True:
-                try:
-                    self.processor.process(batch)
+            messages = self._next_batch()
+            if messages:
+                batch = self._retrying(lambda m=messages: self.processor.prepare(m))
+                if batch is None:
                     break
-                except Exception as exc:  # transient storage failure: keep the batch, retry
-                    self.last_error = exc
-                    log.error("ingest_write_retry error=%r delay_s=%.1f", exc, delay)
-                    if self._stop.is_set() or self._stop.wait(delay):
-                        return  # stopping while storage is down: the broker keeps the messages
-                    delay = min(delay * 2, 10.0)
+                self._prepared.put((messages, batch))
+        self._prepared.put(None)
+
+    def _commit_loop(self) -> None:
+        """Stage 2: commit in arrival order, then ack (never before the commit)."""
+        while (item := self._prepared.get()) is not None:
+            messages, batch = item
+            if self._retrying(lambda: self.processor.commit(messages, batch)) is None:
+                return
             generation = self._generation
-            for msg in batch:
+            for msg in messages:
                 # A packet id from an earlier connection may already name another message:
                 # never ack across a reconnect (the broker redelivers those, and we dedupe).
                 if msg.qos > 0 and msg.generation == generation:
                     self._client.ack(msg.mid, msg.qos)
+            self._in_hand -= len(messages)
+
+    def _retrying(self, step):  # type: ignore[no-untyped-def]
+        """Run `step` until it succeeds; None if stopping while storage is still failing
+        (the broker keeps every unacked message, so nothing is lost)."""
+        delay = 0.1
+        while True:
+            try:
+                return step()
+            except Exception as exc:  # transient storage failure: keep the batch, retry
+                self.last_error = exc
+                log.error("ingest_write_retry error=%r delay_s=%.1f", exc, delay)
+                if self._stop.wait(delay) and self._stop.is_set():
+                    return None
+                delay = min(delay * 2, 10.0)
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """True once nothing is waiting to be written (for tests and orderly shutdown)."""
+        """True once every received message is committed (for tests and orderly shutdown)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._inbox.empty():
+            if self._in_hand <= 0:
                 return True
             time.sleep(0.01)
         return False

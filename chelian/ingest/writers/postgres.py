@@ -1,10 +1,10 @@
-"""PostgreSQL batch writer: array-unnest inserts for headers and state, COPY for samples.
+"""PostgreSQL batch writer: one array-unnest INSERT per table, one transaction per batch.
 
-Headers go first with `ON CONFLICT DO NOTHING RETURNING`, which is what makes two ingest
-workers that both receive a redelivered message store it once: the second one blocks on
-the first one's row lock and then learns the row exists. Only samples of newly stored
-headers are COPYed. Latest-state rows are upserted in (vehicle, path) order so concurrent
-workers take row locks in the same order and cannot deadlock.
+Telemetry rows go in with `ON CONFLICT DO NOTHING RETURNING`, which is what makes two
+ingest workers that both receive a redelivered message store it once: the second blocks
+on the first one's row lock, then learns the row exists. Latest state is built only from
+rows that were really new, and upserted in (vehicle, path) order so concurrent workers
+take row locks in the same order and cannot deadlock.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from sqlalchemy import Engine
 
 from chelian.ingest.batch import Batch, WriteResult, latest_per_signal
 
-_HEADERS = """
-INSERT INTO telemetry_messages (vehicle_id, seq, ts_ms, received_ms, signal_count)
-SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::int[])
+_TELEMETRY = """
+INSERT INTO telemetry (vehicle_id, seq, ts_ms, received_ms, signals)
+SELECT * FROM unnest(%b::int[], %b::bigint[], %b::bigint[], %b::bigint[], %b::jsonb[])
 ON CONFLICT DO NOTHING
 RETURNING vehicle_id, seq
 """
 _LATEST = """
 INSERT INTO latest_state AS s (vehicle_id, path, ts_ms, received_ms, value_num, value_text)
-SELECT * FROM unnest(%s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::float8[], %s::text[])
+SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::bigint[], %b::float8[], %b::text[])
 ON CONFLICT (vehicle_id, path) DO UPDATE
 SET ts_ms = excluded.ts_ms, received_ms = excluded.received_ms,
     value_num = excluded.value_num, value_text = excluded.value_text
@@ -53,8 +53,7 @@ class PostgresWriter:
         try:
             conn = raw.driver_connection
             with conn.transaction(), conn.cursor() as cur:  # type: ignore[union-attr]
-                result = self._write(cur, batch)
-            return result
+                return self._write(cur, batch)
         finally:
             raw.close()
 
@@ -62,18 +61,11 @@ class PostgresWriter:
         new = []
         if batch.telemetry:
             t = batch.telemetry
-            cur.execute(_HEADERS, ([m.vehicle_id for m in t], [m.seq for m in t], [m.ts_ms for m in t],
-                                   [m.received_ms for m in t], [len(m.samples) for m in t]))
+            cur.execute(_TELEMETRY, ([m.vehicle_id for m in t], [m.seq for m in t], [m.ts_ms for m in t],
+                                     [m.received_ms for m in t], [m.signals_json for m in t]))
             stored = set(cur.fetchall())
             new = [m for m in t if (m.vehicle_id, m.seq) in stored]
-        signals = 0
         if new:
-            with cur.copy("COPY telemetry (vehicle_id, path, ts_ms, received_ms, value_num, value_text) "
-                          "FROM STDIN") as copy:
-                for m in new:
-                    for row in m.samples:
-                        copy.write_row(row)
-                    signals += len(m.samples)
             latest = latest_per_signal(new)
             cur.execute(_LATEST, tuple(list(col) for col in zip(*latest, strict=True)))
         events = 0
@@ -82,10 +74,11 @@ class PostgresWriter:
             cur.execute(_EVENTS, ([x.vehicle_id for x in e], [x.seq for x in e], [x.type for x in e],
                                   [x.ts_ms for x in e], [x.received_ms for x in e],
                                   [json.dumps(x.data) for x in e]))
-            events = cur.rowcount
+            events = max(cur.rowcount, 0)
         if batch.statuses:
             cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
         if batch.rejections:
             cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
                                         for x in batch.rejections])
-        return WriteResult(len(new), len(batch.telemetry) - len(new), signals, max(events, 0))
+        signals = sum(len(m.samples) for m in new)
+        return WriteResult(len(new), len(batch.telemetry) - len(new), signals, events)

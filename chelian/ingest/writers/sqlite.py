@@ -12,10 +12,8 @@ from sqlalchemy import Engine
 
 from chelian.ingest.batch import Batch, WriteResult, latest_per_signal
 
-_HEADER = ("INSERT OR IGNORE INTO telemetry_messages (vehicle_id, seq, ts_ms, received_ms, signal_count) "
-           "VALUES (?, ?, ?, ?, ?)")
-_SAMPLE = ("INSERT INTO telemetry (vehicle_id, path, ts_ms, received_ms, value_num, value_text) "
-           "VALUES (?, ?, ?, ?, ?, ?)")
+_TELEMETRY = ("INSERT OR IGNORE INTO telemetry (vehicle_id, seq, ts_ms, received_ms, signals) "
+              "VALUES (?, ?, ?, ?, ?)")
 _LATEST = """
 INSERT INTO latest_state (vehicle_id, path, ts_ms, received_ms, value_num, value_text)
 VALUES (?, ?, ?, ?, ?, ?)
@@ -53,13 +51,10 @@ class SqliteWriter:
     def _write(self, cur, batch: Batch) -> WriteResult:  # type: ignore[no-untyped-def]
         new = []
         for m in batch.telemetry:
-            cur.execute(_HEADER, (m.vehicle_id, m.seq, m.ts_ms, m.received_ms, len(m.samples)))
+            cur.execute(_TELEMETRY, (m.vehicle_id, m.seq, m.ts_ms, m.received_ms, m.signals_json))
             if cur.rowcount == 1:
                 new.append(m)
-        signals = 0
-        for m in new:
-            cur.executemany(_SAMPLE, m.samples)
-            signals += len(m.samples)
+        signals = sum(len(m.samples) for m in new)
         if new:
             cur.executemany(_LATEST, latest_per_signal(new))
         events = 0

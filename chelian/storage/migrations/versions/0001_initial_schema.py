@@ -2,11 +2,12 @@
 
 Revision ID: 0001
 Revises: 
+
 """
 
 from alembic import op
 import sqlalchemy as sa
-
+from sqlalchemy.dialects import postgresql
 
 revision = '0001'
 down_revision = None
@@ -29,25 +30,6 @@ def upgrade() -> None:
     with op.batch_alter_table('rejected_messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rejected_messages_reason'), ['reason'], unique=False)
         batch_op.create_index(batch_op.f('ix_rejected_messages_vin'), ['vin'], unique=False)
-
-    op.create_table('telemetry',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('vehicle_id', sa.Integer(), nullable=False),
-    sa.Column('path', sa.String(length=255), nullable=False),
-    sa.Column('ts_ms', sa.BigInteger(), nullable=False),
-    sa.Column('received_ms', sa.BigInteger(), nullable=False),
-    sa.Column('value_num', sa.Float(), nullable=True),
-    sa.Column('value_text', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_telemetry'))
-    )
-    with op.batch_alter_table('telemetry', schema=None) as batch_op:
-        batch_op.create_index('ix_telemetry_vehicle_path_ts', ['vehicle_id', 'path', 'ts_ms'], unique=False)
-    # Retention purges by device time. On PostgreSQL a BRIN index costs almost nothing on the
-    # insert path (rows arrive roughly in time order); SQLite has only B-trees.
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE INDEX ix_telemetry_ts_ms ON telemetry USING brin (ts_ms)")
-    else:
-        op.create_index("ix_telemetry_ts_ms", "telemetry", ["ts_ms"])
 
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -112,15 +94,18 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['vehicle_id'], ['vehicles.id'], name=op.f('fk_latest_state_vehicle_id_vehicles'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('vehicle_id', 'path', name=op.f('pk_latest_state'))
     )
-    op.create_table('telemetry_messages',
+    op.create_table('telemetry',
     sa.Column('vehicle_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('ts_ms', sa.BigInteger(), nullable=False),
     sa.Column('received_ms', sa.BigInteger(), nullable=False),
-    sa.Column('signal_count', sa.Integer(), nullable=False),
-    sa.ForeignKeyConstraint(['vehicle_id'], ['vehicles.id'], name=op.f('fk_telemetry_messages_vehicle_id_vehicles'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('vehicle_id', 'seq', name=op.f('pk_telemetry_messages'))
+    sa.Column('signals', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.ForeignKeyConstraint(['vehicle_id'], ['vehicles.id'], name=op.f('fk_telemetry_vehicle_id_vehicles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('vehicle_id', 'seq', name=op.f('pk_telemetry'))
     )
+    with op.batch_alter_table('telemetry', schema=None) as batch_op:
+        batch_op.create_index('ix_telemetry_vehicle_ts', ['vehicle_id', 'ts_ms'], unique=False)
+
     op.create_table('vehicle_credentials',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('vehicle_id', sa.Integer(), nullable=False),
@@ -144,9 +129,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_vehicle_credentials_vehicle_id'))
 
     op.drop_table('vehicle_credentials')
-    op.drop_table('telemetry_messages')
+    with op.batch_alter_table('telemetry', schema=None) as batch_op:
+        batch_op.drop_index('ix_telemetry_vehicle_ts')
+
+    op.drop_table('telemetry')
     op.drop_table('latest_state')
-    op.drop_index('ix_telemetry_ts_ms', table_name='telemetry')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_vehicle_ts')
 
@@ -160,10 +147,6 @@ def downgrade() -> None:
 
     op.drop_table('api_tokens')
     op.drop_table('users')
-    with op.batch_alter_table('telemetry', schema=None) as batch_op:
-        batch_op.drop_index('ix_telemetry_vehicle_path_ts')
-
-    op.drop_table('telemetry')
     with op.batch_alter_table('rejected_messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rejected_messages_vin'))
         batch_op.drop_index(batch_op.f('ix_rejected_messages_reason'))
