@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -45,17 +48,37 @@ def sim(
                   "Ctrl-C to stop", markup=False, highlight=False, soft_wrap=True)
     fleet.start()
     try:
-        if not fleet.wait_connected(CONNECT_GRACE_S):
-            err_console.print(f"only {fleet.connected} of {cars} cars connected to {host}:{port} so far; "
-                              "is the broker running (`chelian serve`) and does it know their credentials? "
-                              "Still trying.",
-                              style="yellow", markup=False, highlight=False, soft_wrap=True)
-        while True:
-            time.sleep(REPORT_EVERY_S)
-            console.print(f"{fleet.connected}/{cars} connected, {fleet.published} messages sent"
-                          + (f", {fleet.dropped} dropped (offline queue full)" if fleet.dropped else ""),
-                          markup=False, highlight=False)
+        with stop_on_signals():
+            _drive(fleet, cars, host, port)
     except KeyboardInterrupt:
         console.print("stopping: cars report offline and disconnect", markup=False, highlight=False)
     finally:
         fleet.stop()
+
+
+def _drive(fleet: Fleet, cars: int, host: str, port: int) -> None:
+    if not fleet.wait_connected(CONNECT_GRACE_S):
+        err_console.print(f"only {fleet.connected} of {cars} cars connected to {host}:{port} so far; "
+                          "is the broker running (`chelian serve`) and does it know their credentials? "
+                          "Still trying.", style="yellow", markup=False, highlight=False, soft_wrap=True)
+    while True:
+        time.sleep(REPORT_EVERY_S)
+        console.print(f"{fleet.connected}/{cars} connected, {fleet.published} messages sent"
+                      + (f", {fleet.dropped} dropped (offline queue full)" if fleet.dropped else ""),
+                      markup=False, highlight=False)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM (service managers, `docker stop`) and SIGINT stop the fleet as Ctrl-C does, so
+    cars say goodbye; SIGINT is set explicitly because a shell's background jobs ignore it."""
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
