@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from chelian.cli import db, sim, users, vehicles
+from chelian.cli import db, demo, serve, sim, users, vehicles
 from chelian.cli.common import (
     ConfigFile,
     DatabaseUrl,
@@ -68,10 +68,6 @@ app.add_typer(vehicles.app, name="vehicle")
 app.add_typer(db.app, name="db")
 app.command("sim")(sim.sim)
 
-# --- serve / demo --------------------------------------------------------------------------
-# Registered here by the change that adds chelian/cli/serve.py and chelian/cli/demo.py:
-#     from chelian.cli import demo, serve
-#     app.command("serve")(serve.serve)
-#     app.command("demo")(demo.demo)
-# Both should use `@with_settings(broker=True)` from chelian.cli.common like `sim` does.
-# -------------------------------------------------------------------------------------------
+app.command("serve")(serve.serve)
+app.command("ingest")(serve.ingest)
+app.command("demo")(demo.demo)

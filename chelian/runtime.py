@@ -1,0 +1,143 @@
+"""Wiring: the one module that knows every moving part and the order they start in.
+
+broker (embedded child process, or an external one) -> storage (migrated) -> ingest
+worker -> HTTP API; stopped in reverse. `chelian serve`, `chelian demo` and the end-to-end
+tests all build the platform through `Platform`, so what is tested is what runs.
+
+Example:
+    with Platform(Settings.load(data_dir="/tmp/c1")) as platform:
+        print(platform.api_url)       # http://127.0.0.1:8080
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from chelian.api.app import create_app
+from chelian.config import Settings
+from chelian.errors import ConfigError
+from chelian.ingest.processor import Processor
+from chelian.ingest.worker import BrokerEndpoint, IngestWorker
+from chelian.link.broker import EmbeddedBroker
+from chelian.link.service_account import ServiceAccount, service_account
+from chelian.metrics import Metrics
+from chelian.signals import Catalog
+from chelian.storage.db import make_engine, upgrade
+from chelian.storage.repositories import vehicles
+
+log = logging.getLogger("chelian.runtime")
+
+
+def ingest_endpoint(settings: Settings, account: ServiceAccount) -> BrokerEndpoint:
+    """Where and how ingest connects: MQTT 5 shared subscriptions on an external broker;
+    the embedded amqtt speaks 3.1.1, where chelian's broker still honours `$share/`."""
+    host, port = settings.broker_host_port
+    return BrokerEndpoint(host, port, account.username, account.password, mqtt5=not settings.embedded_broker,
+                          share_group=settings.ingest_share_group)
+
+
+def build_ingest(settings: Settings, engine: Engine, catalog: Catalog, metrics: Metrics,
+                 client_id: str = "chelian-ingest-0") -> IngestWorker:
+    processor = Processor.from_settings(settings, engine, catalog, metrics)
+    return IngestWorker(processor, ingest_endpoint(settings, service_account(settings)), client_id=client_id,
+                        batch_max=settings.ingest_batch_max, batch_wait_ms=settings.ingest_batch_wait_ms)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    run_ingest: bool = True
+    engine: Engine = field(init=False)
+    catalog: Catalog = field(init=False)
+    metrics: Metrics = field(init=False)
+    app: FastAPI = field(init=False)
+    broker: EmbeddedBroker | None = field(init=False, default=None)
+    ingest: IngestWorker | None = field(init=False, default=None)
+    _server: uvicorn.Server | None = field(init=False, default=None)
+    _server_thread: threading.Thread | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog = Catalog.load(s.vss_json)
+        self.metrics = Metrics()
+        self.engine = make_engine(s.effective_database_url)
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.settings.http_host in ("0.0.0.0", "::") else self.settings.http_host
+        return f"http://{host}:{self.settings.http_port}"
+
+    def start_backend(self) -> Platform:
+        """Migrate, start the broker (if embedded) and ingest; the API is served separately."""
+        upgrade(self.settings.effective_database_url)
+        self.metrics.count_connected_with(self._count_online)
+        if self.settings.embedded_broker:
+            _refuse_busy_port(self.settings.mqtt_host, self.settings.mqtt_port, "--mqtt-port")
+            self.broker = EmbeddedBroker(self.settings, log_path=self.settings.data_dir / "broker.log").start()
+            log.info("broker_started port=%d", self.settings.mqtt_port)
+        if self.run_ingest:
+            self.ingest = build_ingest(self.settings, self.engine, self.catalog, self.metrics).start()
+        self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
+        return self
+
+    def _count_online(self) -> float:
+        with self.engine.connect() as conn:
+            return float(vehicles.count_online(conn))
+
+    def uvicorn_server(self) -> uvicorn.Server:
+        config = uvicorn.Config(self.app, host=self.settings.http_host, port=self.settings.http_port,
+                                log_level="warning", access_log=False)
+        return uvicorn.Server(config)
+
+    def start(self) -> Platform:
+        """Everything, with the API in a background thread (tests, the demo)."""
+        self.start_backend()
+        _refuse_busy_port(self.settings.http_host, self.settings.http_port, "--http-port")
+        self._server = self.uvicorn_server()
+        self._server_thread = threading.Thread(target=self._server.run, name="chelian-http", daemon=True)
+        self._server_thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self._server.started:
+            self.stop()
+            raise ConfigError(f"the HTTP API did not start on {self.api_url}")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._server_thread is not None:
+                self._server_thread.join(10)
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        self.engine.dispose()
+
+    def __enter__(self) -> Platform:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _refuse_busy_port(host: str, port: int, flag: str) -> None:
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"port {port} on {host} is already in use ({exc.strerror}): "
+                              f"pick another with {flag}") from None
