@@ -8,7 +8,7 @@ finds the same cars again instead of registering new ones. The VIN also names th
 a simulator given only credentials knows what it is driving.
 
 Example:
-    vin = sim_vin("ana@example.com", 0)   # e.g. "1FADP3K25JL123456", a Ford Focus
+    vin = sim_vin("ana@example.com", 0)   # "1FADP3K2XEL959043", a 2014 Ford Focus
     model_for_vin(vin).model              # "Focus"
 """
 

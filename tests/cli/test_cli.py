@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import uuid
 
@@ -25,8 +26,6 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def _no_stray_settings(monkeypatch, tmp_path):
     """Commands under test must never read the developer's CHELIAN_* settings or ~/.chelian."""
-    import os
-
     for key in [k for k in os.environ if k.startswith("CHELIAN_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("CHELIAN_DATA_DIR", str(tmp_path / "env-home"))

@@ -25,7 +25,11 @@ ENERGY_SIGNAL = {
 
 def drive(car: SimVehicle, seconds: float, dt_s: float = 1.0) -> list[tuple[str, dict]]:
     """(phase after the step, signals) for every step."""
-    return [(car.step(dt_s), car.phase)[::-1] for _ in range(round(seconds / dt_s))]
+    samples = []
+    for _ in range(round(seconds / dt_s)):
+        signals = car.step(dt_s)
+        samples.append((car.phase, signals))
+    return samples
 
 
 def local(signals: dict) -> tuple[float, float]:
