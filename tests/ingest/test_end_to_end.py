@@ -1,0 +1,153 @@
+"""Ingest through a real broker, on both deployment shapes (embedded amqtt + SQLite,
+Mosquitto + PostgreSQL): publish -> stored -> visible over the API, rejections, and a
+SIGKILLed ingest worker that must still store every message exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from chelian.api.app import create_app
+from chelian.link import topics
+from chelian.link.codec import encode_telemetry
+from chelian.metrics import Metrics
+from chelian.runtime import build_ingest
+from chelian.signals import Catalog
+from chelian.storage.db import now_ms
+from chelian.storage.tables import rejected_messages, telemetry
+from tests.factories import new_vin, signals
+from tests.fixtures_brokers import wait_until
+
+
+def stored_seqs(engine) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(telemetry.c.seq).order_by(telemetry.c.seq)).scalars())
+
+
+@pytest.fixture
+def ingest(broker_stack, request):
+    metrics = Metrics()
+    worker = build_ingest(broker_stack.settings, broker_stack.engine, Catalog.builtin(), metrics,
+                          client_id=f"test-ingest-{os.getpid()}-{request.node.name[-20:]}")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def test_published_telemetry_is_stored_and_visible_over_the_api(broker_stack, ingest):
+    car = broker_stack.add_car(new_vin())
+    client = broker_stack.car_client(car)
+    base = now_ms() - 30_000
+    for i in range(20):
+        assert client.publish(topics.telemetry_topic(car.vin), encode_telemetry(i, base + i * 1000, signals(i)))
+    assert wait_until(lambda: len(stored_seqs(broker_stack.engine)) == 20, timeout=15)
+
+    s = broker_stack.settings
+    app = create_app(s, broker_stack.engine, Catalog.builtin(), ingest.processor.metrics)
+    with TestClient(app) as api:
+        token = api.post("/api/v1/auth/token", data={"username": "owner@example.com", "password": "password1"})
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        state = api.get(f"/api/v1/vehicles/{car.vin}/state", headers=headers).json()
+        assert state["signals"]["Vehicle.Speed"]["value"] == signals(19)["Vehicle.Speed"]
+        assert state["signals"]["Vehicle.Speed"]["unit"] == "km/h"
+        assert state["signals"]["Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"]["value"] is True
+        history = api.get(f"/api/v1/vehicles/{car.vin}/signals/Vehicle.TraveledDistance/history",
+                          params={"start": base, "end": now_ms()}, headers=headers).json()
+        assert [p["value"] for p in history["points"]] == [10_000 + 10 * i for i in range(20)]
+        metrics = api.get("/metrics").text
+    assert 'chelian_messages_received_total{channel="telemetry"} 20.0' in metrics
+    assert "chelian_signals_stored_total 500.0" in metrics
+
+
+def test_bad_messages_are_rejected_counted_and_kept_aside(broker_stack, ingest):
+    car = broker_stack.add_car(new_vin())
+    client = broker_stack.car_client(car)
+    t = topics.telemetry_topic(car.vin)
+    bad = {
+        "malformed_json": b'{"seq": 1, "ts": ',
+        "unknown_signal": encode_telemetry(2, now_ms(), {"Vehicle.FluxCapacitor.Level": 1.21}),
+        "wrong_type": encode_telemetry(3, now_ms(), {"Vehicle.Speed": "88 mph"}),
+        "out_of_range": encode_telemetry(4, now_ms(), {"Vehicle.Powertrain.FuelSystem.RelativeLevel": 140}),
+    }
+    assert client.publish(t, encode_telemetry(10, now_ms(), signals(0)))
+    for payload in bad.values():
+        assert client.publish(t, payload)
+    assert client.publish(t, encode_telemetry(11, now_ms(), signals(1)))
+
+    def rejected():
+        with broker_stack.engine.connect() as conn:
+            return dict(conn.execute(select(rejected_messages.c.reason, rejected_messages.c.payload)).all())
+
+    assert wait_until(lambda: len(rejected()) == 4 and len(stored_seqs(broker_stack.engine)) == 2, timeout=15)
+    assert {reason: bytes(p) for reason, p in rejected().items()} == bad
+    assert stored_seqs(broker_stack.engine) == [10, 11]
+    for reason in bad:
+        assert ingest.processor.metrics.messages_rejected.labels(reason)._value.get() == 1
+
+
+def _start_ingest_process(stack, worker_id: str, log: Path) -> subprocess.Popen:
+    s = stack.settings
+    broker = ["--mqtt-url", s.mqtt_url] if s.mqtt_url else ["--mqtt-port", str(s.mqtt_port)]
+    cmd = [sys.executable, "-m", "chelian", "ingest", "--worker-id", worker_id, "--data-dir",
+           str(s.data_dir), "--database-url", s.effective_database_url, *broker]
+    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_ingest_killed_mid_stream_stores_every_message_exactly_once(broker_stack, tmp_path):
+    car = broker_stack.add_car(new_vin())
+    client = broker_stack.car_client(car)
+    log = tmp_path / "ingest.log"
+    worker = _start_ingest_process(broker_stack, "killme", log)
+    total = 400
+    published = threading.Event()
+
+    def publish_all() -> None:
+        for i in range(total):
+            assert client.publish(topics.telemetry_topic(car.vin), encode_telemetry(i, now_ms(), signals(i)))
+            time.sleep(0.004)
+        published.set()
+
+    try:
+        assert wait_until(lambda: _is_subscribed(broker_stack, client, car), timeout=20), log.read_text()
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
+        assert wait_until(lambda: len(stored_seqs(broker_stack.engine)) >= 50, timeout=20), log.read_text()
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(5)
+        killed_at = len(stored_seqs(broker_stack.engine))
+        assert killed_at < total, "the kill came too late to test anything"
+        time.sleep(0.5)
+        worker = _start_ingest_process(broker_stack, "killme", log)
+        publisher.join(30)
+        assert published.is_set()
+        assert wait_until(lambda: len(stored_seqs(broker_stack.engine)) >= total, timeout=30), log.read_text()
+        time.sleep(0.5)  # any duplicate delivery would have landed by now
+        assert stored_seqs(broker_stack.engine) == list(range(total))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+def _is_subscribed(stack, client, car) -> bool:
+    """The worker is up once a probe message (seq far away) is stored."""
+    client.publish(topics.telemetry_topic(car.vin), encode_telemetry(10**9, now_ms(), {"Vehicle.Speed": 1.0}))
+    time.sleep(0.3)
+    with stack.engine.connect() as conn:
+        found = conn.execute(select(func.count()).select_from(telemetry).where(telemetry.c.seq == 10**9)).scalar()
+        if found:
+            conn.execute(telemetry.delete().where(telemetry.c.seq == 10**9))
+            conn.commit()
+    return bool(found)
