@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     """Device timestamps further than this in the future are rejected."""
 
     telemetry_retention_days: float = Field(default=30.0, gt=0)
-    purge_batch_rows: int = Field(default=5000, ge=100)
+    purge_batch_rows: int = Field(default=5000, ge=1)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
 
     token_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     vss_json: Path | None = None

@@ -29,6 +29,7 @@ from chelian.ingest.worker import BrokerEndpoint, IngestWorker
 from chelian.link.broker import EmbeddedBroker
 from chelian.link.service_account import ServiceAccount, service_account
 from chelian.metrics import Metrics
+from chelian.services.retention.purge import RetentionWorker
 from chelian.signals import Catalog
 from chelian.storage.db import make_engine, upgrade
 from chelian.storage.repositories import vehicles
@@ -61,6 +62,7 @@ class Platform:
     app: FastAPI = field(init=False)
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
+    retention: RetentionWorker | None = field(init=False, default=None)
     _server: uvicorn.Server | None = field(init=False, default=None)
     _server_thread: threading.Thread | None = field(init=False, default=None)
 
@@ -86,6 +88,9 @@ class Platform:
             log.info("broker_started port=%d", self.settings.mqtt_port)
         if self.run_ingest:
             self.ingest = build_ingest(self.settings, self.engine, self.catalog, self.metrics).start()
+        s = self.settings
+        self.retention = RetentionWorker(self.engine, s.telemetry_retention_days, s.purge_batch_rows,
+                                         s.purge_interval_s).start()
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         return self
 
@@ -118,6 +123,8 @@ class Platform:
             self._server.should_exit = True
             if self._server_thread is not None:
                 self._server_thread.join(10)
+        if self.retention is not None:
+            self.retention.stop()
         if self.ingest is not None:
             self.ingest.stop()
         if self.broker is not None:

@@ -19,3 +19,20 @@ def upgrade(settings: Settings) -> None:
         revision = MigrationContext.configure(conn).get_current_revision()
     console.print(f"database {safe_url(settings.effective_database_url)} is at revision {revision}",
                   markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("purge")
+@with_settings()
+def purge(settings: Settings,
+          older_than_days: float | None = typer.Option(None, help="Delete telemetry older than this many days. "
+                                                                  "(default: the telemetry_retention_days setting)")
+          ) -> None:
+    """Delete old telemetry and dead-lettered messages now, in small batches (ingest keeps running)."""
+    from chelian.services.retention.purge import DAY_MS, purge_telemetry
+    from chelian.storage.db import now_ms
+
+    days = older_than_days if older_than_days is not None else settings.telemetry_retention_days
+    with database(settings) as engine:
+        report = purge_telemetry(engine, now_ms() - int(days * DAY_MS), settings.purge_batch_rows)
+    console.print(f"deleted {report.telemetry_rows} telemetry rows and {report.rejected_rows} dead letters "
+                  f"older than {days:g} days in {report.batches} batches", markup=False, highlight=False)
