@@ -96,6 +96,7 @@ class MqttProbe:
         self.mqtt5 = mqtt5
         self.keepalive = keepalive
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._held: list[mqtt.MQTTMessage] = []
         self.reason_code: ReasonCode | None = None
         self._connack = threading.Event()
         self._disconnected = threading.Event()
@@ -187,7 +188,15 @@ class MqttProbe:
         return self._wait_ack(info.mid, timeout) is not None
 
     def expect(self, topic: str | None = None, timeout: float = 5.0) -> mqtt.MQTTMessage | None:
-        """The next message (on `topic`, skipping others), or None after `timeout`."""
+        """The next message (the next on `topic`, if given), or None after `timeout`.
+
+        Messages on other topics are kept, in order, for later expect() and drain() calls:
+        a test that waits for a barrier must still see what arrived before it.
+        """
+        for i, held in enumerate(self._held):
+            if topic is None or held.topic == topic:
+                del self._held[i]
+                return held
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -196,10 +205,12 @@ class MqttProbe:
                 return None
             if topic is None or msg.topic == topic:
                 return msg
+            self._held.append(msg)
         return None
 
     def drain(self) -> list[mqtt.MQTTMessage]:
-        out = []
+        """Every message received and not yet returned, oldest first."""
+        out, self._held = self._held, []
         while True:
             try:
                 out.append(self.messages.get_nowait())

@@ -1,0 +1,187 @@
+"""The embedded broker's own parts: rules, login cache, service account, child process."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+
+import pytest
+
+from chelian.config import Settings
+from chelian.errors import ChelianError, ConfigError
+from chelian.link import broker as broker_mod
+from chelian.link.broker import (
+    BrokerStartError,
+    EmbeddedBroker,
+    Identity,
+    VerificationCache,
+    may_publish,
+    may_receive,
+    may_subscribe,
+    unshare,
+)
+from chelian.link.service_account import PASSWORD_FILE, service_account
+from chelian.services.accounts.signup import sign_up
+from chelian.services.fleet.provisioning import provision, rotate_secret
+from chelian.storage.db import make_engine, upgrade
+from tests.fixtures_brokers import MqttProbe, free_port
+
+VIN, OTHER = "1M8GDM9AXKP042788", "WVWZZZ1JZ3W386752"
+CAR = Identity(VIN, VIN, "$7$hash")
+SERVICE = Identity("chelian-ingest", None)
+
+
+@pytest.mark.parametrize("topic, allowed", [
+    (f"v1/vehicles/{VIN}/telemetry", True),
+    (f"v1/vehicles/{VIN}/events", True),
+    (f"v1/vehicles/{VIN}/status", True),
+    (f"v1/vehicles/{VIN}/acks", True),
+    (f"v1/vehicles/{VIN}/commands", False),
+    (f"v1/vehicles/{OTHER}/telemetry", False),
+    (f"v1/vehicles/{VIN}/telemetry/more", False),
+    (f"v2/vehicles/{VIN}/telemetry", False),
+    ("v1/other", False),
+])
+def test_a_car_publishes_only_on_its_own_upstream_channels(topic: str, allowed: bool) -> None:
+    assert may_publish(CAR, topic) is allowed
+
+
+@pytest.mark.parametrize("topic_filter, allowed", [
+    (f"v1/vehicles/{VIN}/commands", True),
+    (f"v1/vehicles/{OTHER}/commands", False),
+    ("v1/vehicles/+/commands", False),
+    (f"v1/vehicles/{VIN}/+", False),
+    ("v1/vehicles/#", False),
+    ("#", False),
+    (f"$share/g/v1/vehicles/{VIN}/commands", False),
+])
+def test_a_car_subscribes_only_to_its_own_commands(topic_filter: str, allowed: bool) -> None:
+    assert may_subscribe(CAR, topic_filter) is allowed
+
+
+@pytest.mark.parametrize("topic_filter, allowed", [
+    ("v1/vehicles/+/telemetry", True),
+    ("v1/vehicles/#", True),
+    ("$share/chelian-ingest/v1/vehicles/+/telemetry", True),
+    ("$share//v1/vehicles/+/telemetry", False),
+    ("$share/+/v1/vehicles/+/telemetry", False),
+    ("$share/g", False),
+    ("#", False),
+    ("+/vehicles/x/telemetry", False),
+    ("$SYS/#", False),
+])
+def test_the_service_account_subscribes_below_the_root_only(topic_filter: str, allowed: bool) -> None:
+    assert may_subscribe(SERVICE, topic_filter) is allowed
+
+
+def test_receive_and_publish_rules() -> None:
+    assert may_receive(CAR, f"v1/vehicles/{VIN}/commands")
+    assert not may_receive(CAR, f"v1/vehicles/{OTHER}/commands")
+    assert not may_receive(CAR, f"v1/vehicles/{VIN}/telemetry")
+    assert may_receive(SERVICE, f"v1/vehicles/{VIN}/telemetry")
+    assert may_publish(SERVICE, f"v1/vehicles/{VIN}/commands")
+    assert not may_publish(SERVICE, "elsewhere/x")
+    assert unshare("$share/g/a/b") == "a/b" and unshare("a/b") == "a/b"
+
+
+def test_verification_cache_expires_and_forgets_revoked(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(broker_mod.time, "monotonic", lambda: now[0])
+    cache = VerificationCache(ttl_s=30, max_entries=3)
+    key = cache.key(VIN, "secret")
+    assert key != cache.key(VIN, "other") and "secret" not in repr(key)
+    cache.put(key, CAR)
+    now[0] += 29
+    assert cache.get(key) == CAR
+    now[0] += 2
+    assert cache.get(key) is None
+    cache.put(key, CAR)
+    cache.retain(lambda identity: identity.secret_hash != CAR.secret_hash)
+    assert cache.get(key) is None
+    for i in range(5):
+        cache.put(cache.key(f"u{i}", "p"), Identity(f"u{i}", f"u{i}"))
+    assert len(cache._entries) == 3 and cache.get(cache.key("u4", "p")) is not None
+
+
+# --- service account -------------------------------------------------------------------
+
+
+def test_service_account_prefers_the_configured_password(tmp_path) -> None:
+    settings = Settings.load(data_dir=tmp_path, ingest_password="configured")
+    assert service_account(settings).password == "configured"
+    assert not (tmp_path / PASSWORD_FILE).exists()
+
+
+def test_service_account_secret_is_generated_once_privately_and_shared(tmp_path) -> None:
+    settings = Settings.load(data_dir=tmp_path / "new")
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(service_account(settings).password))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and len(results[0]) >= 40
+    path = tmp_path / "new" / PASSWORD_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert service_account(settings).password == results[0]
+    assert [p.name for p in path.parent.iterdir()] == [PASSWORD_FILE]
+    path.write_text("\n")
+    with pytest.raises(ConfigError, match="empty"):
+        service_account(settings)
+
+
+# --- the child process ---------------------------------------------------------------
+
+
+def _settings(tmp_path, database_url: str, port: int | None = None) -> Settings:  # type: ignore[no-untyped-def]
+    return Settings.load(data_dir=tmp_path / "data", database_url=database_url, mqtt_host="127.0.0.1",
+                         mqtt_port=port or free_port())
+
+
+def test_start_fails_clearly_when_the_port_is_taken(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = _settings(tmp_path, url, taken.getsockname()[1])
+        with pytest.raises(BrokerStartError, match="already in use"):
+            EmbeddedBroker(settings, log_path=tmp_path / "broker.log").start()
+
+
+def test_start_fails_clearly_on_an_unmigrated_database(tmp_path) -> None:
+    settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(BrokerStartError, match="chelian db upgrade"):
+        EmbeddedBroker(settings, log_path=tmp_path / "broker.log").start()
+
+
+def test_embedded_broker_refuses_settings_for_an_external_broker(tmp_path) -> None:
+    settings = Settings.load(data_dir=tmp_path, mqtt_url="mqtt://broker.example:1883")
+    with pytest.raises(ChelianError, match="external broker"):
+        EmbeddedBroker(settings)
+
+
+def test_a_verified_login_is_cached_then_the_child_stops_cleanly(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    settings = _settings(tmp_path, url)
+    owner = sign_up(engine, "o@example.com", "password1")
+    _, creds = provision(engine, vin=VIN, make="M", model="X", year=2020, owner_id=owner.id, mqtt_url="x")
+    with EmbeddedBroker(settings, auth_cache_ttl_s=60, log_path=tmp_path / "broker.log") as broker:
+        assert broker.running
+        first = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, creds.mqtt_password)
+        assert not first.connect().is_failure
+        first.close()
+        rotate_secret(engine, VIN, "x")
+        # Within the TTL the old secret still logs in without a database check ...
+        again = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, creds.mqtt_password)
+        assert not again.connect().is_failure
+        again.close()
+        process = broker.process
+    engine.dispose()
+    assert process is not None and process.poll() is not None and not broker.running
+    log = (tmp_path / "broker.log").read_text()
+    assert "broker_started" in log and "broker_stopping" in log
