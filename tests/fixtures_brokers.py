@@ -106,7 +106,8 @@ class MqttProbe:
         kwargs: dict[str, Any] = {"protocol": mqtt.MQTTv5} if mqtt5 else {"protocol": mqtt.MQTTv311,
                                                                           "clean_session": clean_session}
         self.clean_session = clean_session
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, manual_ack=manual_ack,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                  manual_ack=manual_ack,
                                   **kwargs)
         if username is not None:
             self.client.username_pw_set(username, password)
@@ -121,7 +122,7 @@ class MqttProbe:
         self.client.on_publish = self._on_ack
 
     # paho callbacks (its network thread)
-    def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason_code: ReasonCode, _p: Any) -> None:
+    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason_code: ReasonCode, _p: Any) -> None:
         self.reason_code = reason_code
         if not reason_code.is_failure:
             self._disconnected.clear()
@@ -155,7 +156,9 @@ class MqttProbe:
             from paho.mqtt.properties import Properties
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = 3600
-        kwargs: dict[str, Any] = {"clean_start": self.clean_session, "properties": properties} if self.mqtt5 else {}
+        kwargs: dict[str, Any] = {}
+        if self.mqtt5:
+            kwargs = {"clean_start": self.clean_session, "properties": properties}
         try:
             self.client.connect(self.host, self.port, keepalive=self.keepalive, **kwargs)
         except OSError:
@@ -273,8 +276,9 @@ class MosquittoProcess:
                                             stderr=subprocess.STDOUT)
         finally:
             log.close()
-        if not wait_until(lambda: self.process.poll() is not None or _port_open(self.host, self.port), timeout_s) \
-                or self.process.poll() is not None:
+        proc = self.process
+        up = wait_until(lambda: proc.poll() is not None or _port_open(self.host, self.port), timeout_s)
+        if not up or proc.poll() is not None:
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}:\n{self.log_tail()}")
         return self
@@ -326,8 +330,9 @@ def mosquitto_broker(engine: Engine, workdir: Path, account: ServiceAccount, *, 
     if MOSQUITTO is None:
         pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto)")
     port = port or free_port()
-    files = write_mosquitto_config(engine, workdir, port=port, service_account=account, bind_address="127.0.0.1",
-                                   max_payload_bytes=max_payload_bytes, broker_user=None)
+    files = write_mosquitto_config(engine, workdir, port=port, service_account=account,
+                                   bind_address="127.0.0.1", max_payload_bytes=max_payload_bytes,
+                                   broker_user=None)
     # Tests need the "Reloading config" notice to know a SIGHUP has been handled; and a root
     # test run keeps Mosquitto root, since the `mosquitto` user cannot enter pytest's tmp dirs.
     extra = "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n"

@@ -65,6 +65,8 @@ DEFAULT_AUTH_CACHE_TTL_S = 30.0
 """How long a verified (username, password) skips the PBKDF2 check - and so how long a
 revoked credential may still be used to connect. Connections already open are not cut."""
 PUBACK_TIMEOUT_S = 60.0
+DEFAULT_MAX_QUEUED_MESSAGES = 100_000
+"""Per disconnected persistent session, as in the generated Mosquitto config."""
 SERVICE_PASSWORD_ENV = "CHELIAN_BROKER_SERVICE_PASSWORD"
 _IDENTITY = "chelian.identity"  # key in amqtt Session.attributes
 
@@ -257,7 +259,12 @@ class ChelianTopicPlugin(BaseTopicPlugin):
 
     @dataclass
     class Config:
-        pass
+        denial_log_interval_s: float = 10.0
+        """Per username, at most one `topic_denied` line per interval (a looping car would flood)."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(context)
+        self._denials: dict[str, tuple[float, int]] = {}
 
     def allowed(self, session: Session | None, topic: str | None, action: Action | None) -> bool:
         identity = session.attributes.get(_IDENTITY) if session is not None else None
@@ -272,8 +279,18 @@ class ChelianTopicPlugin(BaseTopicPlugin):
         else:
             ok = False
         if not ok:
-            log.warning("topic_denied username=%s action=%s topic=%s", identity.username, action, topic)
+            self._log_denial(identity.username, action, topic)
         return ok
+
+    def _log_denial(self, username: str, action: Action | None, topic: str) -> None:
+        now = time.monotonic()
+        last, suppressed = self._denials.get(username, (-math.inf, 0))
+        if now - last < self.config.denial_log_interval_s:
+            self._denials[username] = (last, suppressed + 1)
+            return
+        self._denials[username] = (now, 0)
+        log.warning("topic_denied username=%s action=%s topic=%s suppressed=%d", username, action, topic,
+                    suppressed)
 
     async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
                               action: Action | None = None) -> bool:
@@ -359,12 +376,16 @@ class ChelianBroker(Broker):
     * It has no shared subscriptions (`$share/{group}/{filter}` matched nothing); here each
       message matching a shared filter goes to one member, round-robin, preferring connected
       members and queueing for a disconnected persistent one only when none is connected.
+    * It queues without bound for a disconnected persistent session and delivers the queue
+      with the retain flag set; here the queue is bounded and the flag cleared.
     * It has no packet size limit (see packet_limit).
     """
 
-    def __init__(self, config: dict[str, Any], *, max_packet_bytes: int) -> None:
+    def __init__(self, config: dict[str, Any], *, max_packet_bytes: int,
+                 max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES) -> None:
         super().__init__(config)
         self.max_packet_bytes = max_packet_bytes
+        self.max_queued_messages = max_queued_messages
         self._share_turn: dict[str, int] = {}
         rules = self.plugins_manager.get_plugin(ChelianTopicPlugin.__name__)
         auth = self.plugins_manager.get_plugin(ChelianAuthPlugin.__name__)
@@ -414,7 +435,8 @@ class ChelianBroker(Broker):
     async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
                                          remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
         try:
-            handler, incoming = await ChelianProtocolHandler.init_from_connect(reader, writer, self.plugins_manager)
+            handler, incoming = await ChelianProtocolHandler.init_from_connect(reader, writer,
+                                                                               self.plugins_manager)
         except (AMQTTError, NoDataError) as exc:
             raise AMQTTError(exc) from exc
         except MQTTError:
@@ -481,10 +503,39 @@ class ChelianBroker(Broker):
         if handler is None:
             return
         tasks = [
-            asyncio.ensure_future(handler.mqtt_publish(msg.topic, msg.data, min(qos, msg.qos or qos), retain=True))
+            asyncio.ensure_future(
+                handler.mqtt_publish(msg.topic, msg.data, min(qos, msg.qos or qos), retain=True))
             for topic, msg in list(self._retained_messages.items())
             if self._matches(topic, topic_filter) and self._rules.allowed(session, topic, Action.RECEIVE)
         ]
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _retain_broadcast_message(self, broadcast: dict[str, Any], qos: int,
+                                        target_session: Session) -> None:
+        """Queue for a disconnected persistent session, up to max_queued_messages (amqtt has no bound)."""
+        if target_session.retained_messages.qsize() >= self.max_queued_messages:
+            dropped = target_session.attributes.get("chelian.dropped", 0) + 1
+            target_session.attributes["chelian.dropped"] = dropped
+            if dropped == 1 or dropped % 10_000 == 0:
+                log.warning("queue_full client_id=%s limit=%d dropped=%d", target_session.client_id,
+                            self.max_queued_messages, dropped)
+            return
+        await super()._retain_broadcast_message(broadcast, qos, target_session)
+
+    async def _publish_session_retained_messages(self, session: Session) -> None:
+        """Deliver what was queued while the session was away - with retain=0.
+
+        amqtt 0.12.1 sets the retain flag on these, but they are ordinary messages (MQTT
+        3.1.1 section 3.3.1.3: retain=1 only for messages sent because of a new subscription).
+        """
+        session.attributes.pop("chelian.dropped", None)
+        handler = self._get_handler(session)
+        tasks = []
+        while handler is not None and not session.retained_messages.empty():
+            queued = session.retained_messages.get_nowait()
+            tasks.append(asyncio.ensure_future(handler.mqtt_publish(queued.topic, queued.data, queued.qos,
+                                                                    retain=False)))
         if tasks:
             await asyncio.wait(tasks)
 
@@ -558,7 +609,8 @@ class BrokerStartError(ChelianError):
 
 
 async def serve(settings: Settings, account: ServiceAccount, *, auth_cache_ttl_s: float,
-                ready_fd: int | None = None, exit_with_parent: bool = False) -> None:
+                max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES, ready_fd: int | None = None,
+                exit_with_parent: bool = False) -> None:
     """Run the broker until SIGTERM/SIGINT (or, with exit_with_parent, until stdin closes)."""
     engine = make_engine(settings.effective_database_url)
     try:
@@ -571,7 +623,8 @@ async def serve(settings: Settings, account: ServiceAccount, *, auth_cache_ttl_s
         raise BrokerStartError(f"database {settings.effective_database_url} is not migrated: "
                                "run `chelian db upgrade` first")
     broker = ChelianBroker(broker_config(settings, account, auth_cache_ttl_s=auth_cache_ttl_s),
-                           max_packet_bytes=packet_limit(settings.max_payload_bytes))
+                           max_packet_bytes=packet_limit(settings.max_payload_bytes),
+                           max_queued_messages=max_queued_messages)
     try:
         await broker.start()
     except BrokerError as exc:
@@ -585,7 +638,8 @@ async def serve(settings: Settings, account: ServiceAccount, *, auth_cache_ttl_s
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if exit_with_parent:
-        loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 512) else None)
+        stdin = sys.stdin.fileno()
+        loop.add_reader(stdin, lambda: stop.set() if not os.read(stdin, 512) else None)
     log.info("broker_started host=%s port=%d database=%s", settings.mqtt_host, settings.mqtt_port,
              _redact(settings.effective_database_url))
     _signal_ready(ready_fd, "ready")
@@ -619,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-payload-bytes", type=int)
     parser.add_argument("--auth-cache-ttl", type=float, default=DEFAULT_AUTH_CACHE_TTL_S,
                         help="seconds a verified car login is remembered (default %(default)s)")
+    parser.add_argument("--max-queued-messages", type=int, default=DEFAULT_MAX_QUEUED_MESSAGES,
+                        help="messages kept per disconnected persistent session (default %(default)s)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
@@ -631,8 +687,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load(data_dir=args.data_dir, database_url=args.database_url, mqtt_host=args.host,
                                  mqtt_port=args.port, max_payload_bytes=args.max_payload_bytes)
         password = os.environ.pop(SERVICE_PASSWORD_ENV, None)
-        account = ServiceAccount(settings.ingest_username, password) if password else service_account(settings)
-        asyncio.run(serve(settings, account, auth_cache_ttl_s=args.auth_cache_ttl, ready_fd=args.ready_fd,
+        account = (ServiceAccount(settings.ingest_username, password) if password
+                   else service_account(settings))
+        asyncio.run(serve(settings, account, auth_cache_ttl_s=args.auth_cache_ttl,
+                          max_queued_messages=args.max_queued_messages, ready_fd=args.ready_fd,
                           exit_with_parent=args.exit_with_parent))
     except ChelianError as exc:
         log.error("broker_failed error=%s", exc)
@@ -653,12 +711,14 @@ class EmbeddedBroker:
     """
 
     def __init__(self, settings: Settings, *, auth_cache_ttl_s: float = DEFAULT_AUTH_CACHE_TTL_S,
-                 log_path: Path | None = None, log_level: str = "INFO", start_timeout_s: float = 30.0) -> None:
+                 max_queued_messages: int = DEFAULT_MAX_QUEUED_MESSAGES, log_path: Path | None = None,
+                 log_level: str = "INFO", start_timeout_s: float = 30.0) -> None:
         if not settings.embedded_broker:
             raise ChelianError(f"settings point at an external broker ({settings.mqtt_url}); "
                                "the embedded broker runs only when mqtt_url is unset")
         self.settings = settings
         self.auth_cache_ttl_s = auth_cache_ttl_s
+        self.max_queued_messages = max_queued_messages
         self.log_path = log_path
         self.log_level = log_level
         self.start_timeout_s = start_timeout_s
@@ -679,8 +739,10 @@ class EmbeddedBroker:
         account = service_account(s)
         cmd = [sys.executable, "-m", __name__, "--data-dir", str(s.data_dir),
                "--database-url", s.effective_database_url, "--host", s.mqtt_host, "--port", str(s.mqtt_port),
-               "--max-payload-bytes", str(s.max_payload_bytes), "--auth-cache-ttl", str(self.auth_cache_ttl_s),
-               "--log-level", self.log_level, "--exit-with-parent"]
+               "--max-payload-bytes", str(s.max_payload_bytes),
+               "--auth-cache-ttl", str(self.auth_cache_ttl_s),
+               "--max-queued-messages", str(self.max_queued_messages), "--log-level", self.log_level,
+               "--exit-with-parent"]
         read_fd, write_fd = os.pipe()
         env = {**os.environ, SERVICE_PASSWORD_ENV: account.password}
         log_file = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - handed to the child

@@ -13,6 +13,7 @@ from chelian.errors import ChelianError, ConfigError
 from chelian.link import broker as broker_mod
 from chelian.link.broker import (
     BrokerStartError,
+    ChelianTopicPlugin,
     EmbeddedBroker,
     Identity,
     VerificationCache,
@@ -104,6 +105,25 @@ def test_verification_cache_expires_and_forgets_revoked(monkeypatch: pytest.Monk
     assert len(cache._entries) == 3 and cache.get(cache.key("u4", "p")) is not None
 
 
+def test_topic_denials_are_logged_per_username_without_flooding(caplog: pytest.LogCaptureFixture) -> None:
+    from amqtt.contexts import Action, BaseContext
+    from amqtt.session import Session
+
+    context = BaseContext()
+    context.config = ChelianTopicPlugin.Config(denial_log_interval_s=60)
+    rules = ChelianTopicPlugin(context)
+    session = Session()
+    session.attributes["chelian.identity"] = CAR
+    with caplog.at_level("WARNING", logger="chelian.link.broker"):
+        for _ in range(5):
+            assert not rules.allowed(session, f"v1/vehicles/{OTHER}/telemetry", Action.PUBLISH)
+        assert rules.allowed(session, f"v1/vehicles/{VIN}/telemetry", Action.PUBLISH)
+        assert not rules.allowed(Session(), f"v1/vehicles/{VIN}/telemetry", Action.PUBLISH)  # no identity
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"topic_denied username={VIN} action=publish topic=v1/vehicles/{OTHER}/telemetry "
+                     "suppressed=0"]
+
+
 # --- service account -------------------------------------------------------------------
 
 
@@ -185,3 +205,34 @@ def test_a_verified_login_is_cached_then_the_child_stops_cleanly(tmp_path) -> No
     assert process is not None and process.poll() is not None and not broker.running
     log = (tmp_path / "broker.log").read_text()
     assert "broker_started" in log and "broker_stopping" in log
+
+
+def test_queue_for_a_disconnected_session_is_bounded(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    settings = _settings(tmp_path, url)
+    owner = sign_up(engine, "o@example.com", "password1")
+    _, car = provision(engine, vin=VIN, make="M", model="X", year=2020, owner_id=owner.id, mqtt_url="x")
+    engine.dispose()
+    account = service_account(settings)
+    with EmbeddedBroker(settings, max_queued_messages=3, log_path=tmp_path / "broker.log"):
+        def ingest() -> MqttProbe:
+            probe = MqttProbe("127.0.0.1", settings.mqtt_port, account.username, account.password,
+                              client_id="chelian-ingest-0", clean_session=False)
+            assert not probe.connect().is_failure
+            return probe
+        away = ingest()
+        assert away.subscribe(f"v1/vehicles/{VIN}/telemetry") == 1
+        away.close()
+        sender = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, car.mqtt_password)
+        sender.connect()
+        for i in range(5):
+            assert sender.publish(f"v1/vehicles/{VIN}/telemetry", str(i).encode())
+        sender.close()
+        back = ingest()
+        got = [back.expect(timeout=5) for _ in range(3)]
+        assert [m.payload for m in got if m is not None] == [b"0", b"1", b"2"]
+        assert back.expect(timeout=0.3) is None
+        back.close()
+    assert "queue_full" in (tmp_path / "broker.log").read_text()
