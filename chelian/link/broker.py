@@ -68,7 +68,8 @@ PUBACK_TIMEOUT_S = 60.0
 DEFAULT_MAX_QUEUED_MESSAGES = 100_000
 """Per disconnected persistent session, as in the generated Mosquitto config."""
 SERVICE_PASSWORD_ENV = "CHELIAN_BROKER_SERVICE_PASSWORD"
-_IDENTITY = "chelian.identity"  # key in amqtt Session.attributes
+_IDENTITY = "chelian.identity"  # keys in amqtt Session.attributes
+_VERIFIED_AT = "chelian.verified_at"
 
 
 def packet_limit(max_payload_bytes: int) -> int:
@@ -168,8 +169,9 @@ class VerificationCache:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (time.monotonic() + self.ttl_s, identity)
 
-    def retain(self, keep: Callable[[Identity], bool]) -> None:
-        self._entries = {k: v for k, v in self._entries.items() if keep(v[1])}
+    def retain(self, keep: Callable[[Identity, float], bool]) -> None:
+        """Keep the entries for which keep(identity, verified_at) is true."""
+        self._entries = {k: v for k, v in self._entries.items() if keep(v[1], v[0] - self.ttl_s)}
 
 
 class ChelianAuthPlugin(BaseAuthPlugin):
@@ -204,6 +206,7 @@ class ChelianAuthPlugin(BaseAuthPlugin):
                         session.will_topic)
             return False
         session.attributes[_IDENTITY] = identity
+        session.attributes[_VERIFIED_AT] = time.monotonic()
         return True
 
     async def _verify(self, username: str, password: str, client_id: str | None) -> Identity | None:
@@ -246,8 +249,10 @@ class ChelianAuthPlugin(BaseAuthPlugin):
                 return {(c.username, c.secret_hash) for c in vehicles.all_credentials(conn)}
         return await asyncio.get_running_loop().run_in_executor(self._pool, query)
 
-    def forget_revoked(self, live: set[tuple[str, str]]) -> None:
-        self._cache.retain(lambda identity: (identity.username, identity.secret_hash) in live)
+    def forget_revoked(self, live: set[tuple[str, str]], as_of: float) -> None:
+        """Drop cached logins missing from `live`, a snapshot taken at monotonic time `as_of`."""
+        self._cache.retain(lambda identity, verified_at:
+                           verified_at >= as_of or (identity.username, identity.secret_hash) in live)
 
     async def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -413,15 +418,17 @@ class ChelianBroker(Broker):
         interval = max(self._auth.config.cache_ttl_s, 1.0)
         while True:
             await asyncio.sleep(interval)
+            as_of = time.monotonic()  # logins verified after this may use credentials the query missed
             try:
                 live = await self._auth.live_credentials()
             except Exception as exc:  # noqa: BLE001 - keep sweeping once the database is back
                 log.error("revocation_sweep_failed error=%s", exc)
                 continue
-            self._auth.forget_revoked(live)
+            self._auth.forget_revoked(live, as_of)
             for session, handler in list(self._sessions.values()):
                 identity = session.attributes.get(_IDENTITY)
                 if (identity is None or identity.is_service or not session.transitions.is_connected()
+                        or session.attributes.get(_VERIFIED_AT, 0.0) >= as_of
                         or (identity.username, identity.secret_hash) in live):
                     continue
                 log.warning("session_revoked username=%s client_id=%s", identity.username, session.client_id)
@@ -625,14 +632,20 @@ async def serve(settings: Settings, account: ServiceAccount, *, auth_cache_ttl_s
     broker = ChelianBroker(broker_config(settings, account, auth_cache_ttl_s=auth_cache_ttl_s),
                            max_packet_bytes=packet_limit(settings.max_payload_bytes),
                            max_queued_messages=max_queued_messages)
+    amqtt_log = logging.getLogger("amqtt.broker")
+    level = amqtt_log.level
+    amqtt_log.setLevel(logging.CRITICAL)  # it logs a traceback; the error below says it plainly
     try:
         await broker.start()
     except BrokerError as exc:
         cause = exc.__cause__
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
             raise BrokerStartError(f"port {settings.mqtt_port} on {settings.mqtt_host} is already in use: "
-                                   "stop whatever listens there or choose another --mqtt-port") from exc
+                                   "stop whatever listens there or choose another port "
+                                   "(--mqtt-port, CHELIAN_MQTT_PORT)") from exc
         raise BrokerStartError(f"broker failed to start: {cause or exc}") from exc
+    finally:
+        amqtt_log.setLevel(level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -693,7 +706,6 @@ def main(argv: list[str] | None = None) -> int:
                           max_queued_messages=args.max_queued_messages, ready_fd=args.ready_fd,
                           exit_with_parent=args.exit_with_parent))
     except ChelianError as exc:
-        log.error("broker_failed error=%s", exc)
         print(f"chelian broker: {exc}", file=sys.stderr)
         _signal_ready(args.ready_fd, f"error {exc}")
         return 2

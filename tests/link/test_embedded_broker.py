@@ -98,8 +98,12 @@ def test_verification_cache_expires_and_forgets_revoked(monkeypatch: pytest.Monk
     now[0] += 2
     assert cache.get(key) is None
     cache.put(key, CAR)
-    cache.retain(lambda identity: identity.secret_hash != CAR.secret_hash)
+    verified_at = now[0]
+    cache.retain(lambda identity, at: at > verified_at)  # a snapshot taken after it: revoked
     assert cache.get(key) is None
+    cache.put(key, CAR)
+    cache.retain(lambda identity, at: at >= verified_at)  # verified after the snapshot: kept
+    assert cache.get(key) == CAR
     for i in range(5):
         cache.put(cache.key(f"u{i}", "p"), Identity(f"u{i}", f"u{i}"))
     assert len(cache._entries) == 3 and cache.get(cache.key("u4", "p")) is not None
