@@ -73,7 +73,7 @@ class BaselineSubscriber:
         self.marks: list[tuple[int, list[bytes]]] = []
         self.committed = 0
         self.stop = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-baseline", protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-baseline", protocol=mqtt.MQTTv311)
         self.client.on_message = lambda c, u, m: self.inbox.put((m.topic, m.payload))
         self.client.on_connect = lambda c, u, f, rc, p=None: c.subscribe(topics.all_vehicles("telemetry"), 1)
         self.client.connect("127.0.0.1", port)
@@ -174,8 +174,8 @@ def main() -> None:
         processor = TimedProcessor.__new__(TimedProcessor)
         base = Processor.from_settings(settings, engine, Catalog.builtin(), Metrics())
         TimedProcessor.__init__(processor, base.pipeline, base.writer, base.metrics)
-        endpoint = BrokerEndpoint("127.0.0.1", port, "bench", "bench", mqtt5=True, share_group="chelian-ingest")
-        worker = IngestWorker(processor, endpoint, client_id="bench-ingest", session_expiry_s=60).start()
+        endpoint = BrokerEndpoint("127.0.0.1", port, "bench", "bench", mqtt5=False, share_group="chelian-ingest")
+        worker = IngestWorker(processor, endpoint, client_id="bench-ingest").start()
         profiler = None
         if args.profile:
             import cProfile
