@@ -25,6 +25,8 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chelian.api.routes import auth, events, history, state, users, vehicles
+from chelian.api.routes import commands as command_routes
+from chelian.api.routes import keys as key_routes
 from chelian.api.routes import metrics as metrics_routes
 from chelian.config import Settings
 from chelian.errors import AuthError, ChelianError, ConflictError, NotFoundError, ValidationError
@@ -57,6 +59,8 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Me
 
     for module in (users, auth, vehicles, state, history, events, metrics_routes):
         app.include_router(module.router)
+    app.include_router(command_routes.router)
+    app.include_router(key_routes.router)
     return app
 
 

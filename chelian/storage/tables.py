@@ -144,3 +144,78 @@ rejected_messages = Table(
     Column("received_ms", BigInteger, nullable=False),
 )
 """The dead-letter table: the raw payload of every rejected message, with why."""
+
+# --- remote commands (chelian/services/commands) ---------------------------------------
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kid", String(22), nullable=False, unique=True),
+    Column("public_key", String(43), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
+"""Public keys of people's own devices (base64url Ed25519), for commands they sign themselves.
+
+Registering a key here gives it no power over any car - only an owner-signed `enrol_key`
+on the car does; the cloud uses it to check pre-signed envelopes and to say who sent them."""
+
+agent_keys = Table(
+    "agent_keys",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True),
+    Column("kid", String(22), nullable=False),
+    Column("public_key", String(43), nullable=False),
+    Column("pinned_ms", BigInteger, nullable=False),
+    Column("how", String(16), nullable=False),
+)
+"""Each car's own ack-signing key, pinned on first use (`how` = first_use) or by its owner."""
+
+command_counters = Table(
+    "command_counters",
+    metadata,
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), primary_key=True),
+    Column("kid", String(22), primary_key=True),
+    Column("counter", BigInteger, nullable=False),
+)
+"""The last counter the cloud signed for each (car, key); bumped with UPDATE ... RETURNING."""
+
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("vehicle_id", Integer, ForeignKey("vehicles.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("result", JSON, nullable=True),
+    Column("signer", String(16), nullable=False),
+    Column("kid", String(22), nullable=False),
+    Column("counter", BigInteger, nullable=False),
+    Column("requested_by", Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("env_hash", String(43), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("issued_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("sent_ms", BigInteger, nullable=True),
+    Column("last_sent_ms", BigInteger, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("acked_ms", BigInteger, nullable=True),
+    Column("car_ts_ms", BigInteger, nullable=True),
+    Column("finished_ms", BigInteger, nullable=True),
+    UniqueConstraint("requested_by", "idempotency_key"),
+    Index("ix_commands_vehicle_created", "vehicle_id", "created_ms"),
+    Index("ix_commands_status_expires", "status", "expires_ms"),
+)
+"""Every command and what became of it: the audit trail (who, what, when, result, latency).
+
+`payload` is the exact envelope published to the car, so a resend is byte-identical (the car
+answers it from its memory instead of acting twice); `env_hash` is what the car's signed ack
+quotes, so an ack can only settle the envelope it answers."""

@@ -1,0 +1,85 @@
+"""Remote commands for the caller's cars: send (202, idempotent), read (optionally waiting), list.
+
+The service lives on `app.state.commands`: the runtime puts one there wired to its MQTT
+relay; an app without a relay (tests, an API-only process) builds one on first use, and its
+commands stay `queued` until a relay somewhere sends them, or expire.
+
+`GET .../commands/{id}?wait_s=N` is async: a waiting request holds no worker thread, and the
+relay wakes it the moment the ack is committed (see services/commands/notify.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from chelian.api.deps import API_PREFIX, CurrentUser, OwnedVehicle, parse_instant
+from chelian.api.schemas.commands import CommandCreate, CommandPublic, CommandsPublic
+from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandService
+from chelian.services.commands.presigned import submit_presigned
+
+router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["commands"])
+
+DEFAULT_LIST, MAX_LIST = 50, 500
+
+
+def get_commands(request: Request) -> CommandService:
+    service = getattr(request.app.state, "commands", None)
+    if service is None:
+        service = CommandService.from_settings(request.app.state.settings, request.app.state.engine)
+        request.app.state.commands = service
+    return service
+
+
+CommandsDep = Annotated[CommandService, Depends(get_commands)]
+
+
+@router.post("/{vin}/commands", status_code=status.HTTP_202_ACCEPTED, response_model=CommandPublic,
+             responses={400: {"description": "Unknown type, invalid args, a type the platform may not sign, "
+                                             "or a pre-signed envelope that cannot be relayed"},
+                        404: {"description": "Not one of your cars"},
+                        409: {"description": "Idempotency-Key already used for a different request"}})
+def send_command(
+    body: CommandCreate, vehicle: OwnedVehicle, user: CurrentUser, commands: CommandsDep, response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255,
+                                                  description="Retry with the same key: same command, "
+                                                              "never sent twice")] = None,
+) -> CommandPublic:
+    """Queue a command for the car; it is sent when the car is online and expires otherwise."""
+    if body.signed is not None:
+        row, created = submit_presigned(commands, vehicle, user.id, body.signed.model_dump(exclude_none=True),
+                                        idempotency_key)
+    else:
+        assert body.type is not None
+        row, created = commands.create(vehicle, user.id, body.type, body.args, body.expires_in_s,
+                                       idempotency_key)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return CommandPublic.of(vehicle.vin, row)
+
+
+@router.get("/{vin}/commands/{command_id}", response_model=CommandPublic,
+            responses={404: {"description": "Not one of your cars, or no such command for it"}})
+async def read_command(
+    vehicle: OwnedVehicle, command_id: str, commands: CommandsDep,
+    wait_s: Annotated[float, Query(ge=0, description=f"wait until the command is final, at most this long "
+                                                     f"(capped at {MAX_WAIT_S:g} s)")] = 0,
+) -> CommandPublic:
+    return CommandPublic.of(vehicle.vin, await commands.wait(vehicle.id, command_id, wait_s))
+
+
+@router.get("/{vin}/commands", response_model=CommandsPublic,
+            responses={404: {"description": "Not one of your cars"}})
+def list_commands(
+    vehicle: OwnedVehicle, commands: CommandsDep,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(" + "|".join(STATES) + ")$")] = None,
+    before: Annotated[str | None, Query(description="only commands created before this (ISO-8601 or "
+                                                    "epoch ms)")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = DEFAULT_LIST,
+) -> CommandsPublic:
+    """Newest first: the car's command audit trail."""
+    before_ms = parse_instant(before, "before") if before is not None else None
+    rows = commands.list(vehicle.id, limit=limit + 1, before_ms=before_ms, status=status_)
+    data = [CommandPublic.of(vehicle.vin, r) for r in rows[:limit]]
+    return CommandsPublic(vin=vehicle.vin, data=data, count=len(data), truncated=len(rows) > limit)

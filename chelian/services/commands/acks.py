@@ -1,0 +1,105 @@
+"""Acks from cars: verify the car's signature, then settle the one envelope the ack quotes.
+
+How the cloud learns a car's key: trust on first use. Every ack (and the `agent_key`
+announcement a car publishes after connecting) carries the car's public key; when none is
+pinned yet, the cloud verifies the message with that key and pins it. Only the car's own
+broker account may publish on its `acks` topic, so the first key seen comes from whoever holds
+the car's MQTT secret - normally the car, at its first connect after provisioning. From then
+on an ack signed by any other key is ignored (logged `ack_ignored reason=key_mismatch`) until
+the owner unpins the key (a replaced head unit) or pins the right one by hand.
+
+An ack settles a command only if its `h` is the hash of the envelope the cloud sent under
+that id: a car answering a forged envelope that reused a real command's id (a hostile broker
+could inject one) cannot settle the real command.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from chelian.services.commands.envelope import (
+    KIND_AGENT_KEY,
+    Ack,
+    EnvelopeError,
+    b64u,
+    key_id,
+    load_public,
+    open_sealed,
+    unwrap,
+)
+from chelian.services.commands.keys import PINNED_ON_FIRST_USE
+from chelian.services.commands.lifecycle import CommandService
+from chelian.storage.repositories import commands as repo
+from chelian.storage.repositories import keys as key_repo
+from chelian.storage.repositories import vehicles
+
+log = logging.getLogger("chelian.commands")
+
+ACK_IGNORED: Final = "ack_ignored"
+COMMAND_SETTLED: Final = "command_settled"
+AGENT_KEY_PINNED: Final = "agent_key_pinned"
+
+
+@dataclass(frozen=True, slots=True)
+class AckOutcome:
+    command_id: str | None = None
+    """The command this ack settled (None: an announcement, a repeat, or ignored)."""
+    ignored: str | None = None
+
+
+def _ignore(vin: str, reason: str, detail: str = "") -> AckOutcome:
+    log.warning("%s vin=%s reason=%s %s", ACK_IGNORED, vin, reason, detail)
+    return AckOutcome(ignored=reason)
+
+
+def handle_ack(service: CommandService, vin: str, payload: bytes, received_ms: int) -> AckOutcome:
+    try:
+        sealed = unwrap(payload)
+    except EnvelopeError as exc:
+        return _ignore(vin, "malformed", exc.detail)
+    with service.engine.connect() as conn:
+        vehicle = vehicles.by_vin(conn, vin)
+        pinned = key_repo.agent_key(conn, vehicle.id) if vehicle else None
+    if vehicle is None:
+        return _ignore(vin, "unknown_vehicle")
+    try:
+        if pinned is None:
+            if sealed.pub is None or key_id(sealed.pub) != sealed.kid:
+                return _ignore(vin, "no_key_pinned", "and the message carries no usable public key")
+            body = open_sealed(sealed, load_public(b64u(sealed.pub)))
+        elif sealed.kid != pinned.kid:
+            return _ignore(vin, "key_mismatch", f"signed by {sealed.kid}, pinned {pinned.kid}")
+        else:
+            body = open_sealed(sealed, load_public(pinned.public_key))
+    except EnvelopeError as exc:
+        return _ignore(vin, exc.reason, exc.detail)
+    if body.get("vin") != vin:
+        return _ignore(vin, "wrong_vin", f"signed for {body.get('vin')!r}")
+    if pinned is None:
+        with service.engine.begin() as conn:
+            pinned = key_repo.pin_agent_key(conn, vehicle.id, sealed.kid, b64u(sealed.pub or b""),
+                                            received_ms, PINNED_ON_FIRST_USE)
+        if pinned.kid != sealed.kid:  # another process pinned a different key first
+            return _ignore(vin, "key_mismatch", f"signed by {sealed.kid}, pinned {pinned.kid}")
+        log.info("%s vin=%s kid=%s how=%s", AGENT_KEY_PINNED, vin, pinned.kid, pinned.how)
+    if body.get("kind") == KIND_AGENT_KEY:
+        return AckOutcome()
+    try:
+        ack = Ack.from_body(body)
+    except EnvelopeError as exc:
+        return _ignore(vin, exc.reason, exc.detail)
+    with service.engine.connect() as conn:
+        row = repo.get(conn, ack.id)
+    if row is None or row.vehicle_id != vehicle.id:
+        return _ignore(vin, "unknown_command", f"id={ack.id}")
+    if row.env_hash != ack.h:
+        return _ignore(vin, "hash_mismatch", f"id={ack.id}: the ack answers another envelope")
+    if not service.settle(ack.id, ack.status, reason=ack.reason, result=ack.result, acked_ms=received_ms,
+                          car_ts_ms=ack.ts, finished_ms=received_ms):
+        return AckOutcome()  # already final: a repeated ack
+    car_ms = received_ms - row.sent_ms if row.sent_ms is not None else None
+    log.info("%s id=%s vin=%s type=%s status=%s reason=%s car_ms=%s total_ms=%d", COMMAND_SETTLED, ack.id,
+             vin, row.type, ack.status, ack.reason, car_ms, received_ms - row.created_ms)
+    return AckOutcome(command_id=ack.id)

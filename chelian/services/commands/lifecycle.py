@@ -1,0 +1,252 @@
+"""A command's life on the cloud: created (signed, idempotent), sent, settled by an ack or expired.
+
+    queued --send--> sent --ack--> succeeded | failed | rejected
+       \\               \\
+        `-- expiry ------`--> expired --late ack--> succeeded | failed | rejected
+
+Who may move a command where is the TRANSITIONS table, executed as conditional UPDATEs, so a
+relay, a sweeper and an ack racing for one command cannot both win. A late ack overrides
+`expired` because the ack is the car's signed word on what it actually did.
+
+A queued command expires at its `exp`; a sent one only `EXPIRY_GRACE_MS` later, because a car
+whose clock runs behind may still act on it (it allows CLOCK_SKEW_MS) and its ack needs time to
+come back.
+
+Idempotency: an `Idempotency-Key` is scoped to the requesting user. The same key with the same
+request (VIN, type, normalised args, expiry) returns the first command and sends nothing; with
+a different request it is a ConflictError naming both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from chelian.config import Settings
+from chelian.errors import ConflictError, NotFoundError, ValidationError
+from chelian.services.commands.catalog import PLATFORM, ArgsError, spec_for
+from chelian.services.commands.envelope import (
+    CLOCK_SKEW_MS,
+    FAILED,
+    REJECTED,
+    SUCCEEDED,
+    Command,
+    canonical,
+)
+from chelian.services.commands.keys import PlatformKey
+from chelian.services.commands.notify import POLL_S, Notifier
+from chelian.storage.db import now_ms
+from chelian.storage.repositories import commands as repo
+from chelian.storage.repositories.commands import CommandRow
+from chelian.storage.repositories.vehicles import Vehicle
+
+log = logging.getLogger("chelian.commands")
+
+QUEUED: Final = "queued"
+SENT: Final = "sent"
+EXPIRED: Final = "expired"
+STATES: Final = (QUEUED, SENT, SUCCEEDED, FAILED, REJECTED, EXPIRED)
+FINAL: Final = frozenset({SUCCEEDED, FAILED, REJECTED, EXPIRED})
+UNSETTLED: Final = (QUEUED, SENT)
+
+TRANSITIONS: Final = {
+    SENT: (QUEUED, SENT),  # a resend stays sent
+    EXPIRED: (QUEUED, SENT),
+    SUCCEEDED: (QUEUED, SENT, EXPIRED),  # queued: another process's relay sent it
+    FAILED: (QUEUED, SENT, EXPIRED),
+    REJECTED: (QUEUED, SENT, EXPIRED),
+}
+
+COMMAND_CREATED: Final = "command_created"
+COMMAND_REPEATED: Final = "command_repeated"
+COMMAND_EXPIRED: Final = "command_expired"
+
+DEFAULT_EXPIRES_S: Final = 30
+MAX_EXPIRES_S: Final = 24 * 3600
+MAX_WAIT_S: Final = 30.0
+EXPIRY_GRACE_MS: Final = CLOCK_SKEW_MS + 2_000
+SIGNER_PLATFORM: Final = "platform"
+SIGNER_DEVICE: Final = "device"
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical(request)).hexdigest()
+
+
+class CommandService:
+    """Business rules for commands; `dispatch` (set by the relay) hands new ones to MQTT."""
+
+    def __init__(self, engine: Engine, platform_key: PlatformKey, notifier: Notifier | None = None,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.engine = engine
+        self.platform_key = platform_key
+        self.notifier = notifier or Notifier()
+        self.clock = clock
+        self.dispatch: Callable[[str, str, bytes], None] | None = None
+        """(command id, VIN, envelope bytes) of each new command; the relay's `submit`."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, engine: Engine) -> CommandService:
+        return cls(engine, PlatformKey.load_or_create(settings.data_dir))
+
+    # --- creating --------------------------------------------------------------------------
+
+    def create(self, vehicle: Vehicle, user_id: int, type_: str, args: dict[str, Any],
+               expires_in_s: int | None = None,
+               idempotency_key: str | None = None) -> tuple[CommandRow, bool]:
+        """Sign and record a platform command; (command, created). created=False: an idempotent repeat."""
+        try:
+            spec = spec_for(type_)
+            args = spec.normalise(args)
+        except ArgsError as exc:
+            raise ValidationError(str(exc)) from None
+        if not spec.allows(PLATFORM):
+            raise ValidationError(f"{type_} needs an owner key: sign it on your device and submit it as "
+                                  f'{{"signed": envelope}} (the platform key may not {type_})')
+        expires_in_s = DEFAULT_EXPIRES_S if expires_in_s is None else expires_in_s
+        if not 1 <= expires_in_s <= MAX_EXPIRES_S:
+            raise ValidationError(f"expires_in_s must be between 1 and {MAX_EXPIRES_S}, got {expires_in_s}")
+        digest = request_hash({"vin": vehicle.vin, "type": type_, "args": args, "expires_in_s": expires_in_s})
+        summary = f"{type_} {canonical(args).decode()} expiring in {expires_in_s}s"
+        existing = self._repeat(user_id, idempotency_key, digest, summary)
+        if existing is not None:
+            return existing, False
+        now, command_id, kid = self.clock(), uuid.uuid4().hex, self.platform_key.kid
+
+        def build(conn: Any) -> dict[str, Any]:
+            counter = repo.next_counter(conn, vehicle.id, kid)  # first statement writes: SQLite lock order
+            command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
+            sealed = self.platform_key.seal(command.body(), id_hint=command_id)
+            return dict(signer=SIGNER_PLATFORM, kid=kid, counter=counter, payload=sealed.wire(),
+                        env_hash=sealed.hash, issued_ms=now, expires_ms=command.exp)
+
+        return self._insert(vehicle, user_id, command_id, type_, args, idempotency_key, digest, summary,
+                            build, now)
+
+    def record_presigned(self, vehicle: Vehicle, user_id: int, command: Command, kid: str, payload: bytes,
+                         env_hash: str, idempotency_key: str | None) -> tuple[CommandRow, bool]:
+        """Record an envelope a device signed (checked by presigned.py); the bytes go out unchanged."""
+        digest = request_hash({"vin": vehicle.vin, "presigned": env_hash})
+        summary = f"the pre-signed {command.type} {command.id}"
+        existing = self._repeat(user_id, idempotency_key, digest, summary)
+        if existing is not None:
+            return existing, False
+        with self.engine.connect() as conn:
+            same_id = repo.get(conn, command.id)
+        if same_id is not None:
+            if same_id.env_hash == env_hash and same_id.vehicle_id == vehicle.id:
+                return same_id, False
+            raise ConflictError(f"command id {command.id} is already used by another command")
+        fields = dict(signer=SIGNER_DEVICE, kid=kid, counter=command.ctr, payload=payload, env_hash=env_hash,
+                      issued_ms=command.iat, expires_ms=command.exp)
+        return self._insert(vehicle, user_id, command.id, command.type, command.args, idempotency_key, digest,
+                            summary, lambda _conn: fields, self.clock())
+
+    def _repeat(self, user_id: int, key: str | None, digest: str, summary: str) -> CommandRow | None:
+        if key is None:
+            return None
+        with self.engine.connect() as conn:
+            existing = repo.by_idempotency_key(conn, user_id, key)
+        if existing is None:
+            return None
+        if existing.request_hash != digest:
+            raise ConflictError(f"Idempotency-Key {key!r} was used for another request (command "
+                                f"{existing.id}: {existing.type} {canonical(existing.args).decode()}), "
+                                f"not for {summary}")
+        log.info("%s id=%s idempotency_key=%s", COMMAND_REPEATED, existing.id, key)
+        return existing
+
+    def _insert(self, vehicle: Vehicle, user_id: int, command_id: str, type_: str, args: dict[str, Any],
+                idempotency_key: str | None, digest: str, summary: str,
+                build: Callable[[Any], dict[str, Any]], created_ms: int) -> tuple[CommandRow, bool]:
+        try:
+            with self.engine.begin() as conn:
+                signed = build(conn)
+                repo.insert_command(conn, id=command_id, vehicle_id=vehicle.id, type=type_, args=args,
+                                    status=QUEUED, requested_by=user_id, idempotency_key=idempotency_key,
+                                    request_hash=digest, created_ms=created_ms, attempts=0, **signed)
+                row = repo.get(conn, command_id)
+        except IntegrityError:
+            existing = self._repeat(user_id, idempotency_key, digest, summary)  # a concurrent twin won
+            if existing is None:
+                raise
+            return existing, False
+        assert row is not None
+        log.info("%s id=%s vin=%s type=%s user=%s signer=%s kid=%s ctr=%d expires_ms=%d", COMMAND_CREATED,
+                 row.id, vehicle.vin, type_, user_id, row.signer, row.kid, row.counter, row.expires_ms)
+        if self.dispatch is not None:
+            self.dispatch(row.id, vehicle.vin, row.payload)
+        return row, True
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get(self, vehicle_id: int, command_id: str) -> CommandRow:
+        """The command (NotFoundError unless it is this car's); expired on read when overdue."""
+        with self.engine.connect() as conn:
+            row = repo.get(conn, command_id)
+        if row is None or row.vehicle_id != vehicle_id:
+            raise NotFoundError(f"no command {command_id} for this vehicle")
+        if row.status in UNSETTLED and self.clock() >= self._expiry_moment(row):
+            self.expire_due()
+            with self.engine.connect() as conn:
+                row = repo.get(conn, command_id) or row
+        return row
+
+    def list(self, vehicle_id: int, *, limit: int, before_ms: int | None = None,
+             status: str | None = None) -> list[CommandRow]:
+        with self.engine.connect() as conn:
+            return repo.for_vehicle(conn, vehicle_id, limit=limit, before_ms=before_ms, status=status)
+
+    async def wait(self, vehicle_id: int, command_id: str, wait_s: float) -> CommandRow:
+        """The command once final, or as it is after `wait_s` (capped at MAX_WAIT_S)."""
+        deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
+        with self.notifier.watch(command_id) as watch:
+            while True:
+                row = await run_in_threadpool(self.get, vehicle_id, command_id)
+                remaining = deadline - time.monotonic()
+                if row.status in FINAL or remaining <= 0:
+                    return row
+                until_expiry = max(self._expiry_moment(row) - self.clock(), 0) / 1000 + 0.005
+                await watch.wait(min(remaining, POLL_S, until_expiry))
+
+    @staticmethod
+    def _expiry_moment(row: CommandRow) -> int:
+        return row.expires_ms + (EXPIRY_GRACE_MS if row.status == SENT else 0)
+
+    # --- what the relay calls ------------------------------------------------------------
+
+    def mark_sent(self, command_ids: list[str]) -> list[str]:
+        with self.engine.begin() as conn:
+            return repo.mark_sent(conn, command_ids, self.clock(), TRANSITIONS[SENT], SENT)
+
+    def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,
+                states: tuple[str, ...] = UNSETTLED) -> list[tuple[str, str, bytes]]:
+        with self.engine.connect() as conn:
+            return repo.pending(conn, states, self.clock(), vehicle_id=vehicle_id,
+                                sent_before_ms=sent_before_ms)
+
+    def expire_due(self) -> list[str]:
+        with self.engine.begin() as conn:
+            expired = repo.expire_due(conn, self.clock(), unsent=(QUEUED,), sent=(SENT,), expired=EXPIRED,
+                                      sent_grace_ms=EXPIRY_GRACE_MS)
+        for command_id in expired:
+            log.info("%s id=%s", COMMAND_EXPIRED, command_id)
+        if expired:
+            self.notifier.notify(expired)
+        return expired
+
+    def settle(self, command_id: str, status: str, **values: Any) -> bool:
+        """Apply an ack's outcome (validated by acks.py); wakes waiters when it moved."""
+        with self.engine.begin() as conn:
+            moved = repo.transition(conn, command_id, status, TRANSITIONS[status], **values)
+        if moved:
+            self.notifier.notify([command_id])
+        return moved

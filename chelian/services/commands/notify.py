@@ -1,0 +1,76 @@
+"""In-process wake-ups: an ack settled by the relay thread wakes the API request waiting on it.
+
+`GET .../commands/{id}?wait_s=N` must answer as soon as the command is final, not at the next
+poll. The relay (a plain thread) calls `notify(ids)`; each waiting request holds a `Watch`
+bound to its event loop, set through `call_soon_threadsafe`. Waiting costs no thread.
+
+Several API processes do not share memory, so a waiter still re-reads the database every
+`POLL_S`: an ack settled by another process's relay is seen within that, a local one at once.
+
+Example:
+    with notifier.watch(command_id) as watch:   # register first, then read: no lost wake-up
+        while not final(read()):
+            await watch.wait(0.25)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+POLL_S: Final = 0.25
+
+
+class Watch:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.event = asyncio.Event()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """True if woken by a notification, False on timeout; re-armed either way."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.event.clear()
+
+
+class Notifier:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: dict[str, set[Watch]] = {}
+
+    @contextmanager
+    def watch(self, command_id: str) -> Iterator[Watch]:
+        watch = Watch(asyncio.get_running_loop())
+        with self._lock:
+            self._watches.setdefault(command_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            with self._lock:
+                watches = self._watches.get(command_id)
+                if watches is not None:
+                    watches.discard(watch)
+                    if not watches:
+                        del self._watches[command_id]
+
+    def notify(self, command_ids: Iterable[str]) -> None:
+        """Wake everyone watching these commands (from any thread)."""
+        with self._lock:
+            woken = [w for cid in command_ids for w in self._watches.get(cid, ())]
+        for watch in woken:
+            try:
+                watch.loop.call_soon_threadsafe(watch.event.set)
+            except RuntimeError:  # that request's loop has closed: nobody is waiting any more
+                pass
+
+    @property
+    def watching(self) -> int:
+        with self._lock:
+            return sum(len(w) for w in self._watches.values())

@@ -1,0 +1,147 @@
+"""The command log and the per-(car, key) counters.
+
+State changes are conditional UPDATEs (`WHERE status IN (...)`), so two relays, a sweeper
+and an ack racing for one command cannot both win: whoever's UPDATE matches first decides,
+the others see rowcount 0. Which transitions are legal is business logic and lives in
+`services/commands/lifecycle.py`; this module only executes them.
+
+Counters are bumped with UPDATE ... RETURNING in the caller's transaction (both SQLite >= 3.35
+and PostgreSQL): on PostgreSQL the row lock serialises concurrent commands for the same car
+and key, on SQLite the database write lock does; either way no two commands share a number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from chelian.storage.tables import command_counters, commands, vehicles
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRow:
+    id: str
+    vehicle_id: int
+    type: str
+    args: dict[str, Any]
+    status: str
+    reason: str | None
+    result: dict[str, Any] | None
+    signer: str
+    kid: str
+    counter: int
+    requested_by: int | None
+    idempotency_key: str | None
+    request_hash: str
+    payload: bytes
+    env_hash: str
+    created_ms: int
+    issued_ms: int
+    expires_ms: int
+    sent_ms: int | None
+    last_sent_ms: int | None
+    attempts: int
+    acked_ms: int | None
+    car_ts_ms: int | None
+    finished_ms: int | None
+
+
+_COLUMNS = [commands.c[f.name] for f in fields(CommandRow)]
+
+
+def _row(r: Any) -> CommandRow:
+    values = dict(r._mapping)
+    values["payload"] = bytes(values["payload"])  # a memoryview on PostgreSQL
+    return CommandRow(**values)
+
+
+def next_counter(conn: Connection, vehicle_id: int, kid: str) -> int:
+    """The next counter for (car, key), atomically; the first is 1."""
+    c = command_counters.c
+    bump = (update(command_counters).where(c.vehicle_id == vehicle_id, c.kid == kid)
+            .values(counter=c.counter + 1).returning(c.counter))
+    value = conn.execute(bump).scalar_one_or_none()
+    if value is None:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(dialect_insert(command_counters).values(vehicle_id=vehicle_id, kid=kid, counter=0)
+                     .on_conflict_do_nothing())
+        value = conn.execute(bump).scalar_one()
+    return value
+
+
+def insert_command(conn: Connection, **values: Any) -> None:
+    """Raises IntegrityError on a reused id or (requester, idempotency key): callers re-read."""
+    conn.execute(insert(commands).values(**values))
+
+
+def get(conn: Connection, command_id: str) -> CommandRow | None:
+    row = conn.execute(select(*_COLUMNS).where(commands.c.id == command_id)).first()
+    return _row(row) if row else None
+
+
+def by_idempotency_key(conn: Connection, user_id: int, key: str) -> CommandRow | None:
+    row = conn.execute(select(*_COLUMNS).where(commands.c.requested_by == user_id,
+                                               commands.c.idempotency_key == key)).first()
+    return _row(row) if row else None
+
+
+def for_vehicle(conn: Connection, vehicle_id: int, *, limit: int, before_ms: int | None = None,
+                status: str | None = None) -> list[CommandRow]:
+    """Newest first."""
+    query = select(*_COLUMNS).where(commands.c.vehicle_id == vehicle_id)
+    if before_ms is not None:
+        query = query.where(commands.c.created_ms < before_ms)
+    if status is not None:
+        query = query.where(commands.c.status == status)
+    query = query.order_by(commands.c.created_ms.desc(), commands.c.id.desc()).limit(limit)
+    return [_row(r) for r in conn.execute(query)]
+
+
+def transition(conn: Connection, command_id: str, to: str, allowed_from: Iterable[str],
+               **values: Any) -> bool:
+    """Move one command to `to` if it is still in one of `allowed_from`; True if it moved."""
+    return conn.execute(update(commands).where(commands.c.id == command_id,
+                                               commands.c.status.in_(list(allowed_from)))
+                        .values(status=to, **values)).rowcount == 1
+
+
+def mark_sent(conn: Connection, command_ids: list[str], now_ms: int, from_states: Iterable[str],
+              to: str) -> list[str]:
+    """Record a (re)send: first send time kept, attempts counted. Returns the ids updated."""
+    c = commands.c
+    rows = conn.execute(
+        update(commands).where(c.id.in_(command_ids), c.status.in_(list(from_states)))
+        .values(status=to, sent_ms=func.coalesce(c.sent_ms, now_ms), last_sent_ms=now_ms,
+                attempts=c.attempts + 1)
+        .returning(c.id))
+    return [r[0] for r in rows]
+
+
+def pending(conn: Connection, states: Iterable[str], now_ms: int, *, vehicle_id: int | None = None,
+            sent_before_ms: int | None = None) -> list[tuple[str, str, bytes]]:
+    """(id, vin, payload) of unexpired commands in `states`, oldest first; optionally one car's,
+    or only those last sent before `sent_before_ms` (due for a resend)."""
+    c = commands.c
+    query = (select(c.id, vehicles.c.vin, c.payload).join(vehicles, vehicles.c.id == c.vehicle_id)
+             .where(c.status.in_(list(states)), c.expires_ms > now_ms))
+    if vehicle_id is not None:
+        query = query.where(c.vehicle_id == vehicle_id)
+    if sent_before_ms is not None:
+        query = query.where(c.last_sent_ms < sent_before_ms)
+    return [(i, vin, bytes(p)) for i, vin, p in conn.execute(query.order_by(c.created_ms))]
+
+
+def expire_due(conn: Connection, now_ms: int, *, unsent: Iterable[str], sent: Iterable[str], expired: str,
+               sent_grace_ms: int) -> list[str]:
+    """Expire what was never sent once past its expiry, what was sent once past expiry + grace."""
+    c = commands.c
+    due = or_(and_(c.status.in_(list(unsent)), c.expires_ms <= now_ms),
+              and_(c.status.in_(list(sent)), c.expires_ms <= now_ms - sent_grace_ms))
+    rows = conn.execute(update(commands).where(due).values(status=expired, finished_ms=now_ms)
+                        .returning(c.id))
+    return [r[0] for r in rows]
