@@ -1,8 +1,8 @@
 """Wiring: the one module that knows every moving part and the order they start in.
 
 broker (embedded child process, or an external one) -> storage (migrated) -> ingest
-worker -> HTTP API; stopped in reverse. `chelian serve`, `chelian demo` and the end-to-end
-tests all build the platform through `Platform`, so what is tested is what runs.
+worker -> command relay -> HTTP API; stopped in reverse. `chelian serve`, `chelian demo` and
+the end-to-end tests all build the platform through `Platform`, so what is tested is what runs.
 
 Example:
     with Platform(Settings.load(data_dir="/tmp/c1")) as platform:
@@ -29,6 +29,8 @@ from chelian.ingest.worker import BrokerEndpoint, IngestWorker
 from chelian.link.broker import EmbeddedBroker
 from chelian.link.service_account import ServiceAccount, service_account
 from chelian.metrics import Metrics
+from chelian.services.commands.lifecycle import CommandService
+from chelian.services.commands.relay import CommandRelay
 from chelian.services.retention.purge import RetentionWorker
 from chelian.signals import Catalog
 from chelian.storage.db import make_engine, upgrade
@@ -57,6 +59,12 @@ def build_ingest(settings: Settings, engine: Engine, catalog: Catalog, metrics: 
                         batch_max=settings.ingest_batch_max, batch_wait_ms=settings.ingest_batch_wait_ms)
 
 
+def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-commands-0") -> CommandRelay:
+    """The command relay and its service (which alone loads the platform's signing key)."""
+    return CommandRelay(CommandService.from_settings(settings, engine),
+                        ingest_endpoint(settings, service_account(settings)), client_id=client_id)
+
+
 @dataclass
 class Platform:
     settings: Settings
@@ -67,6 +75,7 @@ class Platform:
     app: FastAPI = field(init=False)
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
+    relay: CommandRelay | None = field(init=False, default=None)
     retention: RetentionWorker | None = field(init=False, default=None)
     _server: uvicorn.Server | None = field(init=False, default=None)
     _server_thread: threading.Thread | None = field(init=False, default=None)
@@ -96,7 +105,9 @@ class Platform:
         s = self.settings
         self.retention = RetentionWorker(self.engine, s.telemetry_retention_days, s.purge_batch_rows,
                                          s.purge_interval_s).start()
+        self.relay = build_relay(self.settings, self.engine).start()
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
+        self.app.state.commands = self.relay.service
         return self
 
     def _count_online(self) -> float:
@@ -130,6 +141,8 @@ class Platform:
                 self._server_thread.join(10)
         if self.retention is not None:
             self.retention.stop()
+        if self.relay is not None:
+            self.relay.stop()
         if self.ingest is not None:
             self.ingest.stop()
         if self.broker is not None:
