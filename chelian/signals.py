@@ -126,13 +126,14 @@ class Catalog:
 
     def __init__(self, signals: Iterable[Signal]) -> None:
         self._by_path: dict[str, Signal] = {s.path: s for s in signals}
-        self.fast_checks: dict[str, tuple[float, float] | None] = {
-            s.path: _fast_bounds(s) for s in self._by_path.values() if s.datatype in (*FLOAT_TYPES, "boolean")
+        self.fast_checks: dict[str, tuple[str, float, float, frozenset[str] | None]] = {
+            s.path: fast for s in self._by_path.values() if (fast := _fast_check(s)) is not None
         }
-        """Hot-path table for ingest: float signals -> (min, max); booleans -> None.
+        """Hot-path table for ingest: path -> (kind, min, max, allowed strings).
 
-        A float value inside the bounds (or a bool for a boolean signal) needs no further
-        checking; anything else takes the general `check` path, which explains the refusal.
+        kind is "f" (float), "i" (integer), "b" (boolean) or "s" (string). A value of exactly
+        that Python type inside the bounds (or the allowed set) needs no further checking;
+        anything else takes the general `check` path, which explains the refusal.
         """
 
     @classmethod
@@ -168,14 +169,21 @@ class Catalog:
         return check_value(signal, value)
 
 
-def _fast_bounds(signal: Signal) -> tuple[float, float] | None:
-    if signal.datatype == "boolean":
-        return None
-    lo = -math.inf if signal.min is None else float(signal.min)
-    hi = math.inf if signal.max is None else float(signal.max)
-    # infinities never pass `lo <= v <= hi` with finite bounds; with open bounds they must
-    # still be refused, so open bounds become the largest finite doubles.
-    return (max(lo, -sys.float_info.max), min(hi, sys.float_info.max))
+def _fast_check(signal: Signal) -> tuple[str, float, float, frozenset[str] | None] | None:
+    t = signal.datatype
+    lo = -sys.float_info.max if signal.min is None else float(signal.min)
+    hi = sys.float_info.max if signal.max is None else float(signal.max)
+    if t == "boolean":
+        return ("b", 0.0, 0.0, None)
+    if t in FLOAT_TYPES:
+        # open bounds become the largest finite doubles, so infinities still take the slow path
+        return ("f", lo, hi, None)
+    if t in INT_BOUNDS:
+        tlo, thi = INT_BOUNDS[t]
+        return ("i", max(lo, tlo), min(hi, thi), None)
+    if t == "string":
+        return ("s", 0.0, 0.0, frozenset(signal.allowed) if signal.allowed else None)
+    return None
 
 
 def check_value(signal: Signal, value: Any) -> Any:

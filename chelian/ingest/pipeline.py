@@ -92,22 +92,30 @@ class Pipeline:
         if key in seen:  # the same message twice in one batch (a broker redelivery)
             return
         seen.add(key)
-        samples: list[SampleRow] = []
+        samples: dict[str, SampleRow] = {}
         accepted: dict[str, object] = {}
         refused: list[str] = []
-        fast = self.catalog.fast_checks
+        fast_checks = self.catalog.fast_checks
         ts, received = tm.ts_ms, msg.received_ms
         for path, value in tm.signals.items():
-            # Hot path: in-range floats and booleans (most of any car's stream).
-            bounds = fast.get(path, 0)
-            if bounds is None and (value is True or value is False):
-                accepted[path] = value
-                samples.append((vehicle_id, path, ts, received, 1.0 if value else 0.0, None))
-                continue
-            if bounds and type(value) is float and bounds[0] <= value <= bounds[1]:
-                accepted[path] = value
-                samples.append((vehicle_id, path, ts, received, value, None))
-                continue
+            # Hot path: values of exactly the right Python type inside the bounds (nearly all).
+            fast = fast_checks.get(path)
+            if fast is not None:
+                kind, lo, hi, allowed = fast
+                vt = type(value)
+                if (kind == "f" and vt is float and lo <= value <= hi) or (
+                        kind == "i" and vt is int and lo <= value <= hi):
+                    accepted[path] = value
+                    samples[path] = (vehicle_id, path, ts, received, float(value), None)
+                    continue
+                if kind == "b" and vt is bool:
+                    accepted[path] = value
+                    samples[path] = (vehicle_id, path, ts, received, 1.0 if value else 0.0, None)
+                    continue
+                if kind == "s" and vt is str and (allowed is None or value in allowed):
+                    accepted[path] = value
+                    samples[path] = (vehicle_id, path, ts, received, None, value)
+                    continue
             signal = self.catalog.get(path)
             try:
                 if signal is None:
@@ -117,7 +125,7 @@ class Pipeline:
                 refused.append(f"{exc.reason}: {exc.detail}")
                 continue
             accepted[path] = value
-            samples.append((vehicle_id, path, ts, received, num, text))
+            samples[path] = (vehicle_id, path, ts, received, num, text)
         if refused:
             reason = refused[0].split(":", 1)[0]
             batch.rejections.append(self._reject(msg, vin, reason, "; ".join(refused)))

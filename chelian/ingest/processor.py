@@ -55,9 +55,13 @@ class Processor:
 
     def prepare(self, messages: Sequence[Inbound]) -> Batch:
         """The CPU half (parse, validate, encode): can run while the previous batch commits."""
+        counts: dict[str, int] = {}
         for msg in messages:
             parsed = topics.parse_topic(msg.topic)
-            self.metrics.messages_in.labels(parsed[1] if parsed else "other").inc()
+            channel = parsed[1] if parsed else "other"
+            counts[channel] = counts.get(channel, 0) + 1
+        for channel, n in counts.items():
+            self.metrics.messages_in.labels(channel).inc(n)
         return self.pipeline.prepare(messages)
 
     def commit(self, messages: Sequence[Inbound], batch: Batch) -> WriteResult:

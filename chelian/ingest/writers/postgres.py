@@ -1,4 +1,4 @@
-"""PostgreSQL batch writer: one array-unnest INSERT per table, one transaction per batch.
+"""PostgreSQL batch writer: COPY into staging, one INSERT per table, one transaction per batch.
 
 Telemetry rows go in with `ON CONFLICT DO NOTHING RETURNING`, which is what makes two
 ingest workers that both receive a redelivered message store it once: the second blocks
@@ -15,15 +15,27 @@ from sqlalchemy import Engine
 
 from chelian.ingest.batch import Batch, WriteResult, latest_per_signal
 
+# Rows reach the server by COPY into per-connection staging tables (psycopg's COPY row
+# writer is C; dumping the same rows as array parameters costs several times more Python),
+# then one INSERT ... SELECT applies the conflict rules. ON COMMIT DELETE ROWS empties them.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS staging_telemetry
+    (vehicle_id int, seq bigint, ts_ms bigint, received_ms bigint, signals jsonb) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS staging_latest
+    (vehicle_id int, path text, ts_ms bigint, received_ms bigint, value_num float8, value_text text)
+    ON COMMIT DELETE ROWS;
+"""
+_COPY_TELEMETRY = "COPY staging_telemetry (vehicle_id, seq, ts_ms, received_ms, signals) FROM STDIN"
 _TELEMETRY = """
 INSERT INTO telemetry (vehicle_id, seq, ts_ms, received_ms, signals)
-SELECT * FROM unnest(%b::int[], %b::bigint[], %b::bigint[], %b::bigint[], %b::jsonb[])
+SELECT * FROM staging_telemetry
 ON CONFLICT DO NOTHING
 RETURNING vehicle_id, seq
 """
+_COPY_LATEST = "COPY staging_latest (vehicle_id, path, ts_ms, received_ms, value_num, value_text) FROM STDIN"
 _LATEST = """
 INSERT INTO latest_state AS s (vehicle_id, path, ts_ms, received_ms, value_num, value_text)
-SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::bigint[], %b::float8[], %b::text[])
+SELECT * FROM staging_latest ORDER BY vehicle_id, path
 ON CONFLICT (vehicle_id, path) DO UPDATE
 SET ts_ms = excluded.ts_ms, received_ms = excluded.received_ms,
     value_num = excluded.value_num, value_text = excluded.value_text
@@ -60,14 +72,18 @@ class PostgresWriter:
     def _write(self, cur, batch: Batch) -> WriteResult:  # type: ignore[no-untyped-def]
         new = []
         if batch.telemetry:
-            t = batch.telemetry
-            cur.execute(_TELEMETRY, ([m.vehicle_id for m in t], [m.seq for m in t], [m.ts_ms for m in t],
-                                     [m.received_ms for m in t], [m.signals_json for m in t]))
+            cur.execute(_STAGING)
+            with cur.copy(_COPY_TELEMETRY) as copy:
+                for m in batch.telemetry:
+                    copy.write_row((m.vehicle_id, m.seq, m.ts_ms, m.received_ms, m.signals_json))
+            cur.execute(_TELEMETRY)
             stored = set(cur.fetchall())
-            new = [m for m in t if (m.vehicle_id, m.seq) in stored]
+            new = [m for m in batch.telemetry if (m.vehicle_id, m.seq) in stored]
         if new:
-            latest = latest_per_signal(new)
-            cur.execute(_LATEST, tuple(list(col) for col in zip(*latest, strict=True)))
+            with cur.copy(_COPY_LATEST) as copy:
+                for row in latest_per_signal(new):
+                    copy.write_row(row)
+            cur.execute(_LATEST)
         events = 0
         if batch.events:
             e = batch.events
