@@ -16,12 +16,13 @@ and the counter reaches the disk before the car acts. Then role (catalog table),
 and the action. Rejections before the signature verified are never remembered, so a forged
 copy of a real envelope cannot poison the answer the real one gets.
 
-Immobilising a moving car is never done: the command waits (no ack yet) until the car is
-stationary, and fails with `unsafe` if its expiry comes first.
+Immobilising a moving car is never done: the command waits (no ack yet, kept in the keystore
+across reboots) until the car is stationary, and fails with `unsafe` if its expiry comes first.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -96,6 +97,9 @@ class CommandExecutor:
         self.stationary_kmh = stationary_kmh
         self._lock = threading.RLock()
         self._parked: dict[str, tuple[Sealed, Command]] = {}
+        for h, payload in keystore.waiting.items():  # verified before they were parked
+            sealed = unwrap(payload)
+            self._parked[h] = (sealed, Command.from_body(json.loads(sealed.env)))
         self._outbox: list[bytes] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "lock": lambda _a: self.actuators.lock(),
@@ -153,10 +157,10 @@ class CommandExecutor:
             now, speed = self.clock(), self.actuators.speed_kmh()
             for h, (sealed, command) in list(self._parked.items()):
                 if now > command.exp:
-                    del self._parked[h]
+                    self._unpark(h)
                     out.append(self._answer(sealed, command, FAILED, UNSAFE))
                 elif speed <= self.stationary_kmh:
-                    del self._parked[h]
+                    self._unpark(h)
                     out.append(self._run(sealed, command, lambda: self.actuators.set_immobilised(True)))
             return out
 
@@ -202,6 +206,8 @@ class CommandExecutor:
             return self._answer(sealed, command, FAILED, ACTUATION_FAILED, {"detail": str(exc)})
         if result is _WAIT:
             self._parked[sealed.hash] = (sealed, command)
+            self.keystore.waiting[sealed.hash] = sealed.wire()
+            self.keystore.save()
             log.info("%s vin=%s id=%s type=%s until=stationary", COMMAND_DEFERRED, self.vin, command.id,
                      command.type)
             return None
@@ -220,6 +226,11 @@ class CommandExecutor:
                  command.type if command else "?", reason)
         return payload
 
+    def _unpark(self, h: str) -> None:
+        """Forget a waiting command; the answer that follows saves the keystore."""
+        del self._parked[h]
+        self.keystore.waiting.pop(h, None)
+
     # --- handlers that are more than one actuator call -------------------------------------
 
     def _immobilise(self, _args: dict[str, Any]) -> Any:
@@ -231,7 +242,7 @@ class CommandExecutor:
     def _mobilise(self, _args: dict[str, Any]) -> None:
         for h, (sealed, command) in list(self._parked.items()):
             if command.type == "immobilise":
-                del self._parked[h]
+                self._unpark(h)
                 self._outbox.append(self._answer(sealed, command, FAILED, SUPERSEDED))
         self.actuators.set_immobilised(False)
 

@@ -93,12 +93,15 @@ class KeyEntry:
 
 class Keystore:
     def __init__(self, path: Path, vin: str, agent_key: Ed25519PrivateKey, keys: dict[str, KeyEntry],
-                 recent: OrderedDict[str, bytes]) -> None:
+                 recent: OrderedDict[str, bytes], waiting: dict[str, bytes] | None = None) -> None:
         self.path = path
         self.vin = vin
         self.agent_key = agent_key
         self.keys = keys
         self.recent = recent
+        self.waiting = waiting if waiting is not None else {}
+        """Verified envelopes still waiting to act (immobilise until stationary), by hash: a
+        reboot resumes the wait instead of answering the cloud's resend with `replayed`."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -127,7 +130,8 @@ class Keystore:
         agent_key = Ed25519PrivateKey.from_private_bytes(unb64u(obj["agent_key"]))
         keys = {kid: KeyEntry.from_json(e) for kid, e in obj["keys"].items()}
         recent = OrderedDict((h, ack.encode()) for h, ack in obj.get("recent", []))
-        return cls(path, vin, agent_key, keys, recent)
+        waiting = {h: payload.encode() for h, payload in obj.get("waiting", {}).items()}
+        return cls(path, vin, agent_key, keys, recent, waiting)
 
     # --- whitelist ------------------------------------------------------------------
 
@@ -165,7 +169,8 @@ class Keystore:
         obj = {"format": FORMAT, "vin": self.vin,
                "agent_key": b64u(self.agent_key.private_bytes_raw()),
                "keys": {kid: e.to_json() for kid, e in self.keys.items()},
-               "recent": [[h, ack.decode()] for h, ack in self.recent.items()]}
+               "recent": [[h, ack.decode()] for h, ack in self.recent.items()],
+               "waiting": {h: payload.decode() for h, payload in self.waiting.items()}}
         data = json.dumps(obj, separators=(",", ":")).encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -105,3 +105,15 @@ def test_announcement_is_signed_by_the_cars_own_key(car):
     pub = load_public(car.executor.agent_public_key)
     assert sealed.pub == pub.public_bytes_raw() and sealed.kid == key_id(sealed.pub)
     assert open_sealed(sealed, pub) == {"kind": "agent_key", "vin": VIN, "ts": T0}
+
+
+def test_a_waiting_immobilise_survives_a_reboot(car):
+    car.body.speed = 40.0
+    payload = car.platform.signed(VIN, "immobilise", iat=T0)
+    assert car.send(payload) is None
+    rebooted = car.reopen()
+    assert rebooted.send(payload) is None, "the cloud's resend finds it still waiting, not replayed"
+    car.body.speed = 0.0
+    [ack] = [rebooted.read_ack(a) for a in rebooted.executor.tick()]
+    assert ack.status == "succeeded" and car.body.immobilised
+    assert rebooted.reopen().executor.tick() == [] and rebooted.executor.keystore.waiting == {}
