@@ -1,0 +1,30 @@
+"""`chelian broker mosquitto-config` writes files a real Mosquitto accepts."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from chelian.cli.main import app
+from chelian.security.hashing import verify_car_secret
+
+runner = CliRunner()
+
+
+def test_mosquitto_config_lists_every_car_with_its_stored_hash(database_url, tmp_path):
+    common = ["--database-url", database_url, "--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, ["user", "add", "--email", "o@example.com", "--password", "password1",
+                               *common]).exit_code == 0
+    added = runner.invoke(app, ["vehicle", "add", "--vin", "1M8GDM9AXKP042788", "--make", "Ford", "--model",
+                                "Focus", "--year", "2019", "--owner", "o@example.com", "--json", *common])
+    creds = json.loads(added.stdout)
+    out = tmp_path / "mq"
+    result = runner.invoke(app, ["broker", "mosquitto-config", "--out", str(out), "--port", "18883", *common])
+    assert result.exit_code == 0, result.output
+    users = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
+    assert verify_car_secret(creds["mqtt_password"], users["1M8GDM9AXKP042788"])
+    assert "chelian-ingest" in users
+    assert "pattern write v1/vehicles/%u/telemetry" in (out / "acl").read_text()
+    conf = (out / "mosquitto.conf").read_text()
+    assert "listener 18883" in conf and "allow_anonymous false" in conf and "max_queued_messages" in conf
