@@ -39,7 +39,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,7 +190,7 @@ class Outbox:
         return row
 
     def peek(self, limit: int) -> list[Queued]:
-        """Up to `limit` oldest messages, without removing them."""
+        """Up to `limit` (at most `mem_rows`) oldest messages, without removing them."""
         if len(self._mem) < limit and not self._complete:
             self._page_in()
         return [self._mem[i] for i in range(min(limit, len(self._mem)))]
@@ -225,3 +225,35 @@ class Outbox:
                                     (self.vin, n)).fetchall()
         self.remove(r[0] for r in rows)
         self.dropped += len(rows)
+
+
+class TokenBucket:
+    """Paces the replay under the cloud's per-car rate limit (a token bucket as well).
+
+    The cloud refuses, and dead-letters, messages beyond `max_messages_per_s` with bursts of
+    `max_message_burst` (defaults 50/s and 500). A car that comes back after an hour holds
+    3 600 messages; sending them flat out would lose most of them to `rate_limited`. The
+    agent's own bucket is set a margin below the cloud's, and is kept across reconnects so a
+    flapping link cannot burst twice.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("rate_per_s must be positive and burst at least 1")
+        self.rate, self.burst, self._clock = rate_per_s, float(burst), monotonic
+        self._tokens, self._at = float(burst), monotonic()
+
+    def available(self) -> int:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        return int(self._tokens)
+
+    def take(self, n: int) -> None:
+        self.available()
+        self._tokens -= n
+
+    def wait_s(self) -> float:
+        """How long until one token is there."""
+        return max(0.0, (1.0 - self._tokens) / self.rate) if self.available() < 1 else 0.0

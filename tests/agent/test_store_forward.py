@@ -112,3 +112,26 @@ def test_maybe_commit_commits_after_the_interval(tmp_path):
     db.maybe_commit()
     db.conn.close()
     assert len(QueueDB(tmp_path / "q.db").outbox("VIN1")) == 2
+
+
+def test_token_bucket_paces_under_the_cloud_limit():
+    from chelian.agent.store_forward import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(40.0, 400, lambda: now[0])
+    assert bucket.available() == 400
+    bucket.take(400)
+    assert bucket.available() == 0 and bucket.wait_s() == pytest.approx(1 / 40)
+    now[0] = 1.0
+    assert bucket.available() == 40
+    now[0] = 100.0
+    assert bucket.available() == 400  # never more than the burst
+    # Over any window the bucket lets through at most burst + rate * window.
+    sent, now[0] = 0, 200.0
+    bucket = TokenBucket(40.0, 400, lambda: now[0])
+    for _ in range(6000):
+        n = bucket.available()
+        bucket.take(n)
+        sent += n
+        now[0] += 0.01
+    assert sent <= 400 + 40 * 60 + 1
