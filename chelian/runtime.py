@@ -15,6 +15,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -24,7 +25,8 @@ from sqlalchemy import Engine
 from chelian.api.app import create_app
 from chelian.config import Settings
 from chelian.errors import ConfigError
-from chelian.ingest.processor import Processor
+from chelian.events import EventBus
+from chelian.ingest.processor import CommitObserver, Processor
 from chelian.ingest.worker import BrokerEndpoint, IngestWorker
 from chelian.link.broker import EmbeddedBroker
 from chelian.link.service_account import ServiceAccount, service_account
@@ -53,8 +55,9 @@ def ingest_endpoint(settings: Settings, account: ServiceAccount) -> BrokerEndpoi
 
 
 def build_ingest(settings: Settings, engine: Engine, catalog: Catalog, metrics: Metrics,
-                 client_id: str = "chelian-ingest-0") -> IngestWorker:
+                 client_id: str = "chelian-ingest-0", observers: Sequence[CommitObserver] = ()) -> IngestWorker:
     processor = Processor.from_settings(settings, engine, catalog, metrics)
+    processor.observers.extend(observers)
     return IngestWorker(processor, ingest_endpoint(settings, service_account(settings)), client_id=client_id,
                         batch_max=settings.ingest_batch_max, batch_wait_ms=settings.ingest_batch_wait_ms)
 
@@ -72,6 +75,9 @@ class Platform:
     engine: Engine = field(init=False)
     catalog: Catalog = field(init=False)
     metrics: Metrics = field(init=False)
+    bus: EventBus = field(init=False)
+    observers: list[CommitObserver] = field(init=False, default_factory=list)
+    """Ingest-path detectors; capabilities append theirs before start()."""
     app: FastAPI = field(init=False)
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
@@ -85,6 +91,7 @@ class Platform:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog.load(s.vss_json)
         self.metrics = Metrics()
+        self.bus = EventBus()
         self.engine = make_engine(s.effective_database_url)
 
     @property
@@ -101,7 +108,8 @@ class Platform:
             self.broker = EmbeddedBroker(self.settings, log_path=self.settings.data_dir / "broker.log").start()
             log.info("broker_started port=%d", self.settings.mqtt_port)
         if self.run_ingest:
-            self.ingest = build_ingest(self.settings, self.engine, self.catalog, self.metrics).start()
+            self.ingest = build_ingest(self.settings, self.engine, self.catalog, self.metrics,
+                                       observers=self.observers).start()
         s = self.settings
         self.retention = RetentionWorker(self.engine, s.telemetry_retention_days, s.purge_batch_rows,
                                          s.purge_interval_s).start()

@@ -72,10 +72,25 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    messages_stored: int
+    """What a commit really added: only these rows are new (redeliveries are left out), so
+    whatever reacts to them (detectors, notifications) never fires twice for one message."""
+
+    new_telemetry: list[TelemetryRows]
+    new_events: list[EventRow]
     duplicates: int
-    signals_stored: int
-    events_stored: int
+    statuses: list[StatusRow] = field(default_factory=list)
+
+    @property
+    def messages_stored(self) -> int:
+        return len(self.new_telemetry)
+
+    @property
+    def signals_stored(self) -> int:
+        return sum(len(m.samples) for m in self.new_telemetry)
+
+    @property
+    def events_stored(self) -> int:
+        return len(self.new_events)
 
 
 def latest_per_signal(rows: list[TelemetryRows]) -> list[SampleRow]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -37,11 +38,24 @@ log = logging.getLogger("chelian.ingest")
 _TRANSIENT_NAMES = ("OperationalError", "SerializationFailure", "DeadlockDetected", "AdminShutdown")
 
 
+class CommitObserver(Protocol):
+    """Something that reacts to newly stored data (crash detection, geofences, trips, ...).
+
+    Called in the ingest commit thread right after each commit with only what was new in it,
+    so a redelivered message never reaches an observer twice. Keep it fast: the next batch
+    waits. An observer that raises is logged and skipped; the data is already stored.
+    """
+
+    def on_committed(self, result: WriteResult) -> None: ...
+
+
 class Processor:
-    def __init__(self, pipeline: Pipeline, writer: BatchWriter, metrics: Metrics) -> None:
+    def __init__(self, pipeline: Pipeline, writer: BatchWriter, metrics: Metrics,
+                 observers: Sequence[CommitObserver] = ()) -> None:
         self.pipeline = pipeline
         self.writer = writer
         self.metrics = metrics
+        self.observers = list(observers)
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine, catalog: Catalog, metrics: Metrics) -> Processor:
@@ -73,12 +87,23 @@ class Processor:
             if _is_transient(exc):
                 raise
             log.error("ingest_batch_failed error=%r messages=%d: retrying one by one", exc, len(messages))
-            return self._one_by_one(messages)
-        self._count(batch, result, time.perf_counter() - started, len(messages))
+            result = self._one_by_one(messages)
+        else:
+            self._count(batch, result, time.perf_counter() - started, len(messages))
+        self._notify(result)
         return result
 
+    def _notify(self, result: WriteResult) -> None:
+        if not (result.new_telemetry or result.new_events or result.statuses):
+            return
+        for observer in self.observers:
+            try:
+                observer.on_committed(result)
+            except Exception:
+                log.exception("commit_observer_failed observer=%s", type(observer).__name__)
+
     def _one_by_one(self, messages: Sequence[Inbound]) -> WriteResult:
-        totals = [0, 0, 0, 0]
+        telemetry, events, statuses, duplicates = [], [], [], 0
         for msg in messages:
             batch = self.pipeline.prepare([msg])
             try:
@@ -91,9 +116,11 @@ class Processor:
                                                     repr(exc)[:1000], msg.payload, msg.received_ms)])
                 result = self.writer.write(batch)
             self._count(batch, result, 0.0, 1)
-            totals = [a + b for a, b in zip(totals, (result.messages_stored, result.duplicates,
-                                                     result.signals_stored, result.events_stored), strict=True)]
-        return WriteResult(*totals)
+            telemetry += result.new_telemetry
+            events += result.new_events
+            statuses += result.statuses
+            duplicates += result.duplicates
+        return WriteResult(telemetry, events, duplicates, statuses)
 
     def _count(self, batch: Batch, result: WriteResult, seconds: float, n: int) -> None:
         m = self.metrics

@@ -125,3 +125,20 @@ def test_events_and_status(engine, processor):
     assert count(engine, vehicles, vehicles.c.online.is_(True)) == 1
     processor.process([inbound(topics.vehicle_topic(car.vin, "status"), encode_status(False))])
     assert count(engine, vehicles, vehicles.c.online.is_(True)) == 0
+
+
+def test_observers_see_only_new_rows_once(engine, processor):
+    seen = []
+
+    class Recorder:
+        def on_committed(self, result):
+            seen.append(([(m.seq, sorted(m.samples)) for m in result.new_telemetry],
+                         [e.type for e in result.new_events]))
+
+    processor.observers.append(Recorder())
+    car = make_car(engine, make_owner(engine))
+    msgs = [inbound(topics.telemetry_topic(car.vin), encode_telemetry(1, now_ms(), {"Vehicle.Speed": 3.0})),
+            inbound(topics.vehicle_topic(car.vin, "events"), encode_event(1, now_ms(), "crash_reported"))]
+    processor.process(msgs)
+    processor.process(msgs)  # redelivery: nothing new, no call
+    assert seen == [([(1, ["Vehicle.Speed"])], ["crash_reported"])]

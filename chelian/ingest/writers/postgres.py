@@ -45,6 +45,7 @@ _EVENTS = """
 INSERT INTO events (vehicle_id, seq, type, ts_ms, received_ms, data)
 SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::json[])
 ON CONFLICT (vehicle_id, seq) DO NOTHING
+RETURNING vehicle_id, seq
 """
 _STATUS = """
 UPDATE vehicles SET online = %s, status_ms = %s
@@ -84,17 +85,17 @@ class PostgresWriter:
                 for row in latest_per_signal(new):
                     copy.write_row(row)
             cur.execute(_LATEST)
-        events = 0
+        new_events = []
         if batch.events:
             e = batch.events
             cur.execute(_EVENTS, ([x.vehicle_id for x in e], [x.seq for x in e], [x.type for x in e],
                                   [x.ts_ms for x in e], [x.received_ms for x in e],
                                   [json.dumps(x.data) for x in e]))
-            events = max(cur.rowcount, 0)
+            stored_events = set(cur.fetchall())
+            new_events = [x for x in e if (x.vehicle_id, x.seq) in stored_events]
         if batch.statuses:
             cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
         if batch.rejections:
             cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
                                         for x in batch.rejections])
-        signals = sum(len(m.samples) for m in new)
-        return WriteResult(len(new), len(batch.telemetry) - len(new), signals, events)
+        return WriteResult(new, new_events, len(batch.telemetry) - len(new), batch.statuses)

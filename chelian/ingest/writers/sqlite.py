@@ -54,14 +54,14 @@ class SqliteWriter:
             cur.execute(_TELEMETRY, (m.vehicle_id, m.seq, m.ts_ms, m.received_ms, m.signals_json))
             if cur.rowcount == 1:
                 new.append(m)
-        signals = sum(len(m.samples) for m in new)
         if new:
             cur.executemany(_LATEST, latest_per_signal(new))
-        events = 0
+        new_events = []
         for e in batch.events:
             cur.execute(_EVENT, (e.vehicle_id, e.seq, e.type, e.ts_ms, e.received_ms, json.dumps(e.data)))
-            events += cur.rowcount
+            if cur.rowcount == 1:
+                new_events.append(e)
         cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
         cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
                                     for x in batch.rejections])
-        return WriteResult(len(new), len(batch.telemetry) - len(new), signals, events)
+        return WriteResult(new, new_events, len(batch.telemetry) - len(new), batch.statuses)
