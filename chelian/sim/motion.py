@@ -80,6 +80,17 @@ class Mover:
         if self.speed_ms**2 <= 2 * BRAKE_PLAN_MS2 * (self._length - self.offset_m):
             self._end_speed = 0.0
 
+    def halt(self) -> None:
+        """Brake to a standstill where the car is (a breakdown: pull over, not at a crossing)."""
+        self._cruise_ms = 0.0
+        self._end_speed = 0.0
+
+    def stop_dead(self, within_s: float) -> None:
+        """Come to rest at once, from whatever speed (a collision); the deceleration is reported."""
+        self.accel_ms2 = -self.speed_ms / within_s
+        self.speed_ms = 0.0
+        self.parked = True
+
     def depart(self) -> None:
         """Leave a parking spot: continue along the planned route."""
         if self.offset_m >= self._length:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chelian.sim.body import LOW_ENERGY, Cabin, EnergyStore, LowVoltageBattery, Tyres, Weather
+from chelian.sim.controls import Controls
 from chelian.sim.models import CarModel
 from chelian.sim.motion import Mover
 from chelian.sim.roads import RoadNetwork
@@ -53,7 +54,17 @@ PHASES: dict[str, Phase] = {
     "driving": Phase(0, 0, "arriving", "ON", doors_open=False, locked=True),
     "arriving": Phase(1, 3, "alighting", "OFF", doors_open=False, locked=False),
     "alighting": Phase(2, 6, "parked", "OFF", doors_open=True, locked=False),
+    # After a crash or a breakdown: where it stopped, electrics on, for good.
+    "stranded": Phase(0, 0, "stranded", "ACC", doors_open=False, locked=False),
 }
+
+
+class Behaviour(Protocol):
+    """Something scripted that happens to a car (a crash, a breakdown); see `sim/behaviours/`."""
+
+    def step(self, car: SimVehicle, dt_s: float) -> None:
+        """Called after every physics step; may change the car's state."""
+        ...
 
 
 class SimVehicle:
@@ -86,6 +97,8 @@ class SimVehicle:
         self.open_doors: frozenset[str] = frozenset()
         self._outside_c = outside
         self._events: list[tuple[str, dict[str, Any]]] = []
+        self.controls = Controls()
+        self.behaviours: list[Behaviour] = []
 
     # --- time -------------------------------------------------------------------------------
 
@@ -106,10 +119,15 @@ class SimVehicle:
         self.tyres.step(dt_s, self._outside_c, rolling=self.mover.speed_ms > 0)
         self.battery.step(dt_s, ignition_on, self.rng)
         self._replenish(dt_s)
+        self.controls.step(dt_s)
         self._advance_phase(dt_s)
+        for behaviour in self.behaviours:
+            behaviour.step(self, dt_s)
         return self.signals()
 
     def _advance_phase(self, dt_s: float) -> None:
+        if self.phase == "stranded":
+            return
         if self.phase == "driving":
             if self.trip_m >= self.trip_target_m and not self.mover.finishing:
                 self.mover.finish()
@@ -119,11 +137,15 @@ class SimVehicle:
             return
         self.phase_left_s -= dt_s
         if self.phase_left_s <= 0 and not self.energy.charging:
-            self._enter(PHASES[self.phase].next)
+            upcoming = PHASES[self.phase].next
+            if upcoming == "driving" and self.controls.immobilised:
+                upcoming = "alighting"  # it will not start: the driver gives up and gets out
+            self._enter(upcoming)
 
     def _enter(self, name: str) -> None:
         phase = PHASES[name]
         self.phase = name
+        self.controls.lock_override = None  # the driver handles the locks from here
         self.phase_left_s = self.rng.uniform(phase.min_s, phase.max_s)
         doors = {DRIVER_DOOR} if phase.doors_open else set()
         if phase.doors_open and self.rng.random() < PASSENGER_CHANCE:
@@ -180,14 +202,16 @@ class SimVehicle:
             "Vehicle.Exterior.AirTemperature": round(self._outside_c, 1),
             "Vehicle.Cabin.HVAC.AmbientAirTemperature": round(self.cabin.temperature_c, 1),
         }
+        locked = phase.locked if self.controls.lock_override is None else self.controls.lock_override
         for door in DOORS:
             out[f"{door}.IsOpen"] = door in self.open_doors
-            out[f"{door}.IsLocked"] = phase.locked
+            out[f"{door}.IsLocked"] = locked
         if not self.energy.electric:
             out["Vehicle.Powertrain.CombustionEngine.IsRunning"] = running
             out["Vehicle.Powertrain.CombustionEngine.Speed"] = float(engine_rpm(speed_kmh) if running else 0)
         out.update(self.tyres.signals())
         out.update(self.energy.signals())
+        out.update(self.controls.signals())
         return out
 
 
