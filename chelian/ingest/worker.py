@@ -7,10 +7,10 @@ At-least-once, end to end:
   holds it is committed, so a worker killed mid-batch gets those messages again;
 * storage skips (vehicle, seq) pairs it already has, so a redelivery is not stored twice.
 
-Scaling out: on MQTT 5 brokers (Mosquitto, EMQX, HiveMQ) every worker joins the shared
-subscription group `$share/<group>/v1/vehicles/+/telemetry`, and the broker splits the
-stream between them. The embedded amqtt broker speaks MQTT 3.1.1 without shared
-subscriptions, so there one worker subscribes directly.
+Scaling out: every worker joins the shared subscription group
+`$share/<group>/v1/vehicles/+/telemetry`, and the broker splits the stream between them
+(Mosquitto, EMQX and HiveMQ do this for MQTT 3.1.1 and 5 clients; chelian's embedded
+broker implements it too).
 
 Threads: paho's network thread only enqueues; a prepare thread forms batches (up to
 `batch_max` messages or `batch_wait_ms`) and validates them while a commit thread writes
