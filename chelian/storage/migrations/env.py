@@ -2,6 +2,7 @@
 
 from alembic import context
 from chelian.storage.db import make_engine
+from chelian.storage import tables_safety  # noqa: F401 - registers the safety tables on metadata
 from chelian.storage.tables import metadata
 
 config = context.config
