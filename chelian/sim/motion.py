@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 
 from chelian.sim.roads import RoadNetwork, bearing_deg, distance_m, turn_angle_deg
 
@@ -25,6 +26,8 @@ CORNER_SPEED_MS = ((30.0, math.inf), (135.0, 18 / 3.6), (180.1, 8 / 3.6))
 TEMPERAMENT = ((0.9, 0.8, 1.05), (1.0, 0.3, 0.6))
 """(cumulative probability, lowest, highest) fraction of the limit: mostly near it, sometimes traffic."""
 WAIT_S = (2.0, 20.0)
+LOOKAHEAD_M = 250.0
+"""How far ahead a driver plans: enough to brake from 110 km/h to a stop at BRAKE_PLAN_MS2."""
 """How long a stop at an intersection lasts."""
 
 
@@ -51,28 +54,68 @@ class Mover:
         self._end_speed = 0.0
         self._cruise_ms = 0.0
         self.heading_deg = 0.0
-        self._enter(start_node, self._choose_next(start_node, None))
+        self.ahead: deque[tuple[int, bool]] = deque()
+        """The nodes after b, in driving order, each with "will stop there": a route being
+        followed, extended by random turns so the driver always looks `LOOKAHEAD_M` ahead."""
+        self._stop_at_b = False
+        self._enter(start_node, self._pick(start_node, None))
 
     # --- route ------------------------------------------------------------------------------
 
-    def _choose_next(self, node: int, came_from: int | None) -> int:
+    def _pick(self, node: int, came_from: int | None) -> int:
         options = self.network.neighbours(node)
         forward = [n for n in options if n != came_from] or options
         return self.rng.choice(forward)
 
+    def _planned(self, node: int) -> tuple[int, bool]:
+        return node, self.rng.random() < self.network.stop_probability(node)
+
+    def _fill_ahead(self) -> None:
+        pos = self.network.position
+        prev, last = (self.a, self.b) if not self.ahead else \
+            ((self.ahead[-2][0] if len(self.ahead) > 1 else self.b), self.ahead[-1][0])
+        covered = sum(distance_m(pos(x), pos(y)) for x, y in zip(
+            [self.b, *(n for n, _ in self.ahead)], [n for n, _ in self.ahead], strict=False))
+        while covered < LOOKAHEAD_M or not self.ahead:
+            nxt = self._pick(last, prev)
+            self.ahead.append(self._planned(nxt))
+            covered += distance_m(pos(last), pos(nxt))
+            prev, last = last, nxt
+
     def _enter(self, a: int, b: int) -> None:
-        """Start down a -> b: decide the next turn, whether to stop at b, and how briskly to drive."""
+        """Start down a -> b: look ahead, plan the speed at b, and decide how briskly to drive."""
         self.a, self.b, self.offset_m = a, b, 0.0
         pa, pb = self.network.position(a), self.network.position(b)
         self._length = distance_m(pa, pb)
-        self.heading_deg = bearing_deg(pa, pb)
-        self._after = self._choose_next(b, a)
-        turn = turn_angle_deg(self.heading_deg, bearing_deg(pb, self.network.position(self._after)))
-        must_stop = self.rng.random() < self.network.stop_probability(b) or self.finishing
-        self._end_speed = 0.0 if must_stop else corner_speed_ms(turn)
+        if self._length > 0.01:  # two OSM nodes on one spot have no direction: keep the last one
+            self.heading_deg = bearing_deg(pa, pb)
+        self._fill_ahead()
+        self._after = self.ahead[0][0]
+        self._end_speed = self._speed_at_b()
         roll = self.rng.random()
         lo, hi = next((lo, hi) for p, lo, hi in TEMPERAMENT if roll < p)
         self._cruise_ms = self.network.speed_limit_ms(a, b) * self.rng.uniform(lo, hi)
+
+    def _speed_at_b(self) -> float:
+        """The highest speed at b from which every stop, corner and lower limit within
+        `LOOKAHEAD_M` can still be met braking at `BRAKE_PLAN_MS2`."""
+        net, pos = self.network, self.network.position
+        path = [self.a, self.b, *(n for n, _ in self.ahead)]
+        stops = [self._stop_at_b or self.finishing, *(stop for _, stop in self.ahead)]
+        best, dist = math.inf, 0.0
+        for i in range(1, len(path) - 1):
+            prev, cur, nxt = path[i - 1], path[i], path[i + 1]
+            if i > 1:
+                dist += distance_m(pos(prev), pos(cur))
+                if dist > LOOKAHEAD_M:
+                    break
+            if stops[i - 1]:
+                here = 0.0
+            else:
+                turn = turn_angle_deg(bearing_deg(pos(prev), pos(cur)), bearing_deg(pos(cur), pos(nxt)))
+                here = min(corner_speed_ms(turn), net.speed_limit_ms(cur, nxt))
+            best = min(best, math.sqrt(here**2 + 2 * BRAKE_PLAN_MS2 * dist))
+        return best
 
     def finish(self) -> None:
         """End the trip: park at the next intersection, or the one after if it is too close to stop."""
@@ -91,11 +134,20 @@ class Mover:
         self.speed_ms = 0.0
         self.parked = True
 
-    def depart(self) -> None:
-        """Leave a parking spot: continue along the planned route."""
+    def depart(self, route: list[int] | None = None) -> None:
+        """Leave a parking spot, along `route` if given (it starts at `next_node`), else at random."""
+        if route and len(route) >= 2 and route[0] == self.b:
+            self.ahead = deque(self._planned(n) for n in route[1:])
+            self._after = route[1]
+            self._end_speed = self._speed_at_b()
         if self.offset_m >= self._length:
-            self._enter(self.b, self._after)
+            self._advance_segment()
         self.parked, self.finishing, self.wait_s = False, False, 0.0
+
+    def _advance_segment(self) -> None:
+        node, stop = self.ahead.popleft()
+        self._stop_at_b = stop
+        self._enter(self.b, node)
 
     # --- kinematics ---------------------------------------------------------------------------
 
@@ -140,7 +192,12 @@ class Mover:
                 self.offset_m, self.parked = self._length, True
                 return
             self.wait_s = self.rng.uniform(*WAIT_S)
-        self._enter(self.b, self._after)
+        self._advance_segment()
+
+    @property
+    def next_node(self) -> int:
+        """The node the car reaches first when it drives on: where a planned route must start."""
+        return self.b
 
     # --- where the car is -------------------------------------------------------------------
 

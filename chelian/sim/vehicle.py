@@ -26,11 +26,12 @@ from chelian.sim.body import LOW_ENERGY, Cabin, EnergyStore, LowVoltageBattery, 
 from chelian.sim.controls import Controls
 from chelian.sim.models import CarModel
 from chelian.sim.motion import Mover
-from chelian.sim.roads import RoadNetwork
+from chelian.sim.roads import RoadNetwork, distance_m
 
 DOORS = tuple(f"Vehicle.Cabin.Door.Row{r}.{s}" for r in (1, 2) for s in ("DriverSide", "PassengerSide"))
 DRIVER_DOOR = DOORS[0]
 TRIP_M = (1500.0, 6000.0)
+ROUTE_TRIES = 8
 PASSENGER_CHANCE = 0.3
 """Chance that a passenger door opens too when people get in or out."""
 
@@ -74,8 +75,8 @@ class SimVehicle:
                  start_node: int | None = None, clock_s: float = 12 * 3600) -> None:
         self.model = model
         self.rng = rng = random.Random(f"vehicle:{seed}")
-        nodes = list(network.nodes())
-        self.mover = Mover(network, rng.choice(nodes) if start_node is None else start_node, rng)
+        self.network = network
+        self.mover = Mover(network, rng.choice(network.nodes()) if start_node is None else start_node, rng)
         self.clock_s = clock_s
         self.odometer_m = rng.uniform(5_000, 120_000) * 1000
         self.trip_m = 0.0
@@ -154,8 +155,31 @@ class SimVehicle:
         if name == "driving":
             self.trip_m, self.trip_s = 0.0, 0.0
             self.trip_target_m = self.rng.uniform(*TRIP_M)
-            self.mover.depart()
+            route = self._plan_route()
+            if route is not None:  # park where the route ends, give or take a crossing
+                self.trip_target_m = max(1.0, self.network.route_length_m(route) - 1.0)  # type: ignore[attr-defined]
+            self.mover.depart(route)
             self._event("trip_started", odometer_m=int(self.odometer_m))
+
+    def _plan_route(self) -> list[int] | None:
+        """On a network that routes (OSM roads): the shortest way to a random destination a
+        town trip away. The street grid does not route; its drivers wander."""
+        route_fn = getattr(self.network, "route", None)
+        if route_fn is None:
+            return None
+        start, nodes = self.mover.next_node, self.network.nodes()
+        fallback = None
+        for _ in range(ROUTE_TRIES):
+            dest = self.rng.choice(nodes)
+            straight = distance_m(self.network.position(start), self.network.position(dest))
+            if dest == start or (fallback is not None and not TRIP_M[0] / 2 <= straight <= TRIP_M[1]):
+                continue
+            route = route_fn(start, dest)
+            if route is not None and len(route) >= 2:
+                if TRIP_M[0] / 2 <= straight <= TRIP_M[1]:
+                    return route
+                fallback = route  # a small map may have no destination that far
+        return fallback
 
     def _replenish(self, dt_s: float) -> None:
         """Parked cars low on energy refuel at once, or charge until the target."""
