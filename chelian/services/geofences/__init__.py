@@ -1,0 +1,1 @@
+"""Geofences and driving alerts (enter/exit with hysteresis, speed limit, curfew), evaluated in ingest."""
