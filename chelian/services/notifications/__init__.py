@@ -1,0 +1,1 @@
+"""Notifications leave chelian through a persisted outbox: signed webhooks and e-mail."""
