@@ -37,6 +37,7 @@ from chelian.services.retention.purge import RetentionWorker
 from chelian.signals import Catalog
 from chelian.storage.db import make_engine, upgrade
 from chelian.storage.repositories import vehicles
+from chelian.web.push import PushHub
 
 log = logging.getLogger("chelian.runtime")
 
@@ -78,6 +79,8 @@ class Platform:
     bus: EventBus = field(init=False)
     observers: list[CommitObserver] = field(init=False, default_factory=list)
     """Ingest-path detectors; capabilities append theirs before start()."""
+    push: PushHub = field(init=False)
+    """The web console's live map feed: an ingest observer, and the app's `state.push`."""
     app: FastAPI = field(init=False)
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
@@ -93,6 +96,8 @@ class Platform:
         self.metrics = Metrics()
         self.bus = EventBus()
         self.engine = make_engine(s.effective_database_url)
+        self.push = PushHub(self.engine)
+        self.observers.append(self.push)
 
     @property
     def api_url(self) -> str:
@@ -116,6 +121,7 @@ class Platform:
         self.relay = build_relay(self.settings, self.engine).start()
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         self.app.state.commands = self.relay.service
+        self.app.state.push = self.push
         return self
 
     def _count_online(self) -> float:

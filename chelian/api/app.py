@@ -27,11 +27,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chelian.api.routes import auth, events, history, state, users, vehicles
 from chelian.api.routes import commands as command_routes
 from chelian.api.routes import keys as key_routes
+from chelian.api.routes import map as map_routes
 from chelian.api.routes import metrics as metrics_routes
 from chelian.config import Settings
 from chelian.errors import AuthError, ChelianError, ConflictError, NotFoundError, ValidationError
 from chelian.metrics import Metrics
 from chelian.signals import Catalog
+from chelian.web.routes import install_console
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,11 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Me
     app.add_exception_handler(ChelianError, _chelian_error)
     app.add_middleware(RequestCounter, counter=metrics.http_requests)
 
-    for module in (users, auth, vehicles, state, history, events, metrics_routes):
+    for module in (users, auth, vehicles, state, history, events, map_routes, metrics_routes):
         app.include_router(module.router)
     app.include_router(command_routes.router)
     app.include_router(key_routes.router)
+    install_console(app)  # the web console at /, its static files and the push WebSocket
     return app
 
 

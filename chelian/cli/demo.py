@@ -54,7 +54,7 @@ def demo(settings: Settings,
         fleet.start()
         fleet.wait_connected(10)
         describe(platform)
-        console.print(f"\nconsole       {platform.api_url}/docs   (the web console arrives with the next release)",
+        console.print(f"\nconsole       {platform.api_url}/   (API docs: {platform.api_url}/docs)",
                       markup=False, highlight=False)
         console.print(f"login         {DEMO_EMAIL} / {password}", markup=False, highlight=False)
         console.print(f"fleet         {fleet.connected}/{cars} simulated cars driving at {rate_hz:g} Hz\n",
