@@ -1,0 +1,1 @@
+"""Remote diagnostics: trouble codes decoded and tracked, a health report, maintenance reminders."""
