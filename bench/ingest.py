@@ -141,7 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cars", type=int, default=200)
     parser.add_argument("--messages", type=int, default=50, help="messages per car per phase")
-    parser.add_argument("--profile", action="store_true", help="print the top cProfile entries of ingest")
+    parser.add_argument("--batch-max", type=int, default=Settings().ingest_batch_max,
+                        help="ingest batch size (default: the setting's default)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -175,12 +176,8 @@ def main() -> None:
         base = Processor.from_settings(settings, engine, Catalog.builtin(), Metrics())
         TimedProcessor.__init__(processor, base.pipeline, base.writer, base.metrics)
         endpoint = BrokerEndpoint("127.0.0.1", port, "bench", "bench", mqtt5=False, share_group="chelian-ingest")
-        worker = IngestWorker(processor, endpoint, client_id="bench-ingest").start()
-        profiler = None
-        if args.profile:
-            import cProfile
-            profiler = cProfile.Profile()
-            threading.setprofile(lambda *a: None)
+        worker = IngestWorker(processor, endpoint, client_id="bench-ingest", batch_max=args.batch_max,
+                              batch_wait_ms=settings.ingest_batch_wait_ms).start()
         flood = run_phase(port, vins, args.messages, processor, rate=0, start_seq=1000)
         paced = run_phase(port, vins, args.messages, processor, rate=pace, start_seq=2000)
         worker.stop()
@@ -189,7 +186,6 @@ def main() -> None:
         ratio = flood["signals_per_s"] / base_flood["signals_per_s"]
         print(f"ratio chelian/baseline: {ratio:.2f}")
         engine.dispose()
-        del profiler
     print(json.dumps({
         "signals_per_s": round(flood["signals_per_s"]),
         "baseline_signals_per_s": round(base_flood["signals_per_s"]),
@@ -199,6 +195,7 @@ def main() -> None:
         "baseline_p50_ms": round(base_paced["p50_ms"], 1),
         "baseline_p99_ms": round(base_paced["p99_ms"], 1),
         "paced_signals_per_s": round(pace * SIGNALS_PER_MESSAGE),
+        "batch_max": args.batch_max,
         "cars": args.cars,
         "messages_per_car": args.messages,
     }))
