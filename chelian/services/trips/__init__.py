@@ -1,0 +1,1 @@
+"""Trips detected from ignition and motion in the ingest path, with a driving score."""
