@@ -66,7 +66,9 @@ def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return conn.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=list(key)), rows).rowcount
+    # RETURNING, because neither driver reports a reliable rowcount for INSERT.
+    stmt = dialect.insert(table).values(rows).on_conflict_do_nothing(index_elements=list(key))
+    return len(conn.execute(stmt.returning(table.c[key[0]])).all())
 
 
 # --- contacts ----------------------------------------------------------------------------

@@ -1,0 +1,210 @@
+"""Stolen-vehicle assistance and the unauthorised-movement alarm.
+
+Stolen: the owner reports the car stolen; from then on every position the car stores is
+kept in the report's track, and each move (faster than `speed_kmh`, or more than `radius_m`
+from the last announced position) is announced (`stolen_vehicle_moved`); the owner may ask for a
+remote immobilise (a signed `immobilise` command through chelian.services.commands, which
+the car carries out once stationary), and a recovery report closes it with notes.
+
+Unauthorised movement: a car that is locked (driver door) with the ignition OFF/LOCK and
+then goes faster than `speed_kmh` or ends up more than `radius_m` from where it was parked
+is being towed or stolen. The radius is what tells GPS jitter of a parked car (typically
+5-20 m) from real movement; one alert per parked episode, re-armed by unlocking or
+switching on. The parking spot is remembered in memory: after a restart the first
+position seen while parked becomes the spot.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from chelian.errors import ConflictError, NotFoundError
+from chelian.ingest.batch import TelemetryRows, WriteResult
+from chelian.services.safety import names as n
+from chelian.services.safety.announce import Announcer
+from chelian.services.safety.geo import distance_m, num, value
+from chelian.storage.db import now_ms
+from chelian.storage.repositories import theft as repo
+from chelian.storage.repositories.theft import RECOVERED, TheftReport, TrackPoint
+from chelian.storage.repositories.vehicles import Vehicle
+
+log = logging.getLogger("chelian.safety.theft")
+
+PARKED_STATES = frozenset({"OFF", "LOCK"})
+
+
+class CommandCreator(Protocol):
+    """The part of chelian.services.commands.lifecycle.CommandService used here."""
+
+    def create(self, vehicle: Vehicle, user_id: int, type_: str, args: dict[str, Any],
+               expires_in_s: int | None = None, idempotency_key: str | None = None) -> tuple[Any, bool]: ...
+
+
+class TheftService:
+    def __init__(self, engine: Engine, announcer: Announcer, commands: Callable[[], CommandCreator | None],
+                 clock: Callable[[], int] = now_ms) -> None:
+        self.engine = engine
+        self.announcer = announcer
+        self.commands = commands
+        """Returns the command service when the platform runs one (None: record the request only)."""
+        self.clock = clock
+
+    def report(self, vehicle: Vehicle, user_id: int, note: str | None) -> TheftReport:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if repo.active(conn, vehicle.id) is not None:
+                raise ConflictError(f"{vehicle.vin} is already reported stolen")
+            report = repo.create(conn, vehicle.id, user_id, note, now)
+        self.announcer.publish(n.VEHICLE_REPORTED_STOLEN, vehicle.id, now, f"stolen:{report.id}:reported",
+                               {"report_id": report.id, "note": note})
+        return report
+
+    def current(self, vehicle: Vehicle) -> tuple[TheftReport, list[TrackPoint]]:
+        with self.engine.connect() as conn:
+            report = repo.latest(conn, vehicle.id)
+            if report is None:
+                raise NotFoundError(f"{vehicle.vin} has never been reported stolen")
+            return report, repo.track(conn, report.id)
+
+    def immobilise(self, vehicle: Vehicle, user_id: int) -> TheftReport:
+        """Ask the car to immobilise; idempotent per report (asking twice sends one command)."""
+        report = self._active(vehicle)
+        commands, command_id = self.commands(), None
+        if commands is not None:
+            command, _created = commands.create(vehicle, user_id, "immobilise", {},
+                                                idempotency_key=f"theft:{report.id}:immobilise")
+            command_id = command.id
+        else:
+            log.warning("immobilise_not_sent vin=%s report=%d: no command service in this process",
+                        vehicle.vin, report.id)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            repo.set_values(conn, report.id, immobilise_requested_ms=report.immobilise_requested_ms or now,
+                            immobilise_command_id=command_id or report.immobilise_command_id)
+        self.announcer.publish(n.IMMOBILISE_REQUESTED, vehicle.id, now, f"stolen:{report.id}:immobilise",
+                               {"report_id": report.id, "command_id": command_id})
+        return self._latest(vehicle)
+
+    def recover(self, vehicle: Vehicle, note: str | None) -> TheftReport:
+        report, now = self._active(vehicle), self.clock()
+        with self.engine.begin() as conn:
+            repo.set_values(conn, report.id, status=RECOVERED, recovered_ms=now, recovery_note=note)
+        self.announcer.publish(n.VEHICLE_RECOVERED, vehicle.id, now, f"stolen:{report.id}:recovered",
+                               {"report_id": report.id, "note": note})
+        return self._latest(vehicle)
+
+    def _active(self, vehicle: Vehicle) -> TheftReport:
+        with self.engine.connect() as conn:
+            report = repo.active(conn, vehicle.id)
+        if report is None:
+            raise NotFoundError(f"{vehicle.vin} is not reported stolen")
+        return report
+
+    def _latest(self, vehicle: Vehicle) -> TheftReport:
+        with self.engine.connect() as conn:
+            report = repo.latest(conn, vehicle.id)
+        assert report is not None
+        return report
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    vehicle_id: int
+    seq: int
+    ts_ms: int
+    latitude: float | None
+    longitude: float | None
+    speed_kmh: float | None
+    distance_m: float | None
+
+
+@dataclass(slots=True)
+class _Parked:
+    locked: bool | None = None
+    power: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    spot: tuple[float, float] | None = None
+    alerted: bool = False
+
+
+@dataclass
+class MovementGuard:
+    """Pure and synchronous: feed it one car's messages in order, it returns movements."""
+
+    speed_kmh: float = 5.0
+    radius_m: float = 50.0
+    _cars: dict[int, _Parked] = field(default_factory=dict)
+
+    def feed(self, row: TelemetryRows) -> Movement | None:
+        car = self._cars.setdefault(row.vehicle_id, _Parked())
+        locked, power = value(row, n.DRIVER_DOOR_LOCKED), value(row, n.POWER_STATE)
+        car.locked = (locked == 1.0) if locked is not None else car.locked
+        car.power = power if isinstance(power, str) else car.power
+        car.latitude = num(row, n.LATITUDE) if num(row, n.LATITUDE) is not None else car.latitude
+        car.longitude = num(row, n.LONGITUDE) if num(row, n.LONGITUDE) is not None else car.longitude
+        if not (car.locked and car.power in PARKED_STATES):
+            car.spot, car.alerted = None, False
+            return None
+        here = (car.latitude, car.longitude) if car.latitude is not None and car.longitude is not None else None
+        if car.spot is None:
+            car.spot = here
+        speed = num(row, n.SPEED)
+        moved = distance_m(*car.spot, *here) if car.spot and here else None
+        if car.alerted or not ((speed or 0.0) > self.speed_kmh or (moved or 0.0) > self.radius_m):
+            return None
+        car.alerted = True
+        return Movement(row.vehicle_id, row.seq, row.ts_ms, car.latitude, car.longitude, speed, moved)
+
+
+class TheftObserver:
+    """Ingest commit observer: tracks stolen cars and raises the unauthorised-movement alarm."""
+
+    def __init__(self, engine: Engine, announcer: Announcer, guard: MovementGuard | None = None) -> None:
+        self.engine = engine
+        self.announcer = announcer
+        self.guard = guard or MovementGuard()
+        self._announced: dict[int, tuple[float, float]] = {}
+        """report id -> last position announced, so a stolen car standing still is not re-announced."""
+
+    def on_committed(self, result: WriteResult) -> None:
+        rows = sorted(result.new_telemetry, key=lambda m: (m.vehicle_id, m.ts_ms, m.seq))
+        for movement in filter(None, map(self.guard.feed, rows)):
+            vin = self.announcer.vin(movement.vehicle_id)
+            log.warning("unauthorised_movement_detected vin=%s seq=%d", vin, movement.seq)
+            self.announcer.publish(n.UNAUTHORISED_MOVEMENT_DETECTED, movement.vehicle_id, movement.ts_ms,
+                                   f"unauthorised:{vin}:{movement.seq}", _public(movement))
+        self._track([r for r in rows if n.LATITUDE in r.samples and n.LONGITUDE in r.samples])
+
+    def _track(self, positioned: list[TelemetryRows]) -> None:
+        if not positioned:
+            return
+        with self.engine.begin() as conn:
+            stolen = repo.active_by_vehicle(conn, sorted({r.vehicle_id for r in positioned}))
+            if not stolen:
+                return
+            fresh: list[tuple[int, TrackPoint]] = []
+            for r in (r for r in positioned if r.vehicle_id in stolen):
+                point = TrackPoint(r.seq, r.ts_ms, num(r, n.LATITUDE), num(r, n.LONGITUDE), num(r, n.SPEED))
+                if repo.add_points(conn, stolen[r.vehicle_id], [point]):
+                    fresh.append((r.vehicle_id, point))
+        for vehicle_id, p in fresh:
+            last = self._announced.get(stolen[vehicle_id])
+            still = last is not None and distance_m(*last, p.latitude, p.longitude) <= self.guard.radius_m
+            if still and (p.speed_kmh or 0.0) <= self.guard.speed_kmh:
+                continue
+            self._announced[stolen[vehicle_id]] = (p.latitude, p.longitude)
+            vin = self.announcer.vin(vehicle_id)
+            self.announcer.publish(n.STOLEN_VEHICLE_MOVED, vehicle_id, p.ts_ms, f"stolen:{vin}:{p.seq}",
+                                   {"report_id": stolen[vehicle_id], "latitude": p.latitude,
+                                    "longitude": p.longitude, "speed_kmh": p.speed_kmh})
+
+
+def _public(m: Movement) -> dict[str, Any]:
+    return {"latitude": m.latitude, "longitude": m.longitude, "speed_kmh": m.speed_kmh,
+            "distance_m": None if m.distance_m is None else round(m.distance_m, 1)}
