@@ -1,18 +1,16 @@
-"""N simulated cars on one street grid, each its own MQTT client speaking the vehicle link.
+"""N simulated cars in one process, each running the real vehicle agent.
 
-Every car behaves like a real one towards the broker: client id and username are its VIN,
-it authenticates with its own secret, sets a retained `{"state": "offline"}` last will,
-announces `{"state": "online", "ts": ...}` (retained) after every connect, and publishes
-telemetry and events at QoS 1 with per-car sequence numbers that survive restarts.
+Every car is a `chelian.agent.runtime.Agent`, the program a real car runs, with a simulated
+signal source (`SimSignalSource`) and actuators on the simulated body: its own broker
+account (client id = username = VIN), retained `offline` will and `online` status, per-signal
+rate/deadband policy, an on-disk store-and-forward queue replayed in order after an outage,
+a full snapshot on every reconnect, and commands executed when a command executor is wired.
 
-Every tick publishes one telemetry message: the motion signals (speed, position, heading)
-always, anything else only when it changed since the previous message, and a full snapshot
-after every (re)connect and every `full_snapshot_s`, so the cloud's latest state is complete
-without repeating unchanged door locks every second.
-
-Threads: paho runs one network thread per car (reconnects, resends unacknowledged QoS 1
-messages, queues while offline); one ticker thread steps every car at `rate_hz` with a
-fixed time step, so the simulation itself stays deterministic whatever the scheduling.
+One asyncio loop, in a background thread, hosts all agents (that is what lets 1 000 cars run
+on two cores; a thread per car would not), so callers keep a plain blocking API: `start()`,
+`stop()`, `wait_connected()`. The ticker advances every car by a fixed step (deterministic
+physics whatever the scheduling), spread over the period in slices so the broker sees a
+steady stream rather than a burst each second.
 
 Example:
     fleet = Fleet([SimCarConfig(vin, vin, secret)], "127.0.0.1", 1883, rate_hz=1).start()
@@ -23,40 +21,36 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-import socket
+import random
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-
+from chelian.agent.publisher import PolicyTable
+from chelian.agent.runtime import Agent, CommandHandler, LinkSettings
+from chelian.agent.store_forward import QueueDB
 from chelian.link import topics
+from chelian.sim.behaviours import RandomFaults, Scenario
 from chelian.sim.grid import StreetGrid
 from chelian.sim.models import model_for_vin
-from chelian.sim.seqstore import SeqStore
+from chelian.sim.roads import RoadNetwork
+from chelian.sim.source import SimActuators, SimSignalSource
 from chelian.sim.vehicle import SimVehicle
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CENTRE = (42.2808, -83.7430)
 """Ann Arbor, Michigan: home of Mcity, a fitting town to test-drive connected cars in."""
-ALWAYS_SENT = frozenset({
-    "Vehicle.Speed", "Vehicle.IsMoving", "Vehicle.CurrentLocation.Latitude",
-    "Vehicle.CurrentLocation.Longitude", "Vehicle.CurrentLocation.Heading",
-})
-MAX_QUEUED = 10_000
-"""Messages a car keeps while offline; older ones stay, newer ones are dropped beyond this."""
-CLIENT_OPTIONS: dict[int, dict[str, Any]] = {
-    4: {"protocol": mqtt.MQTTv311, "clean_session": True},
-    5: {"protocol": mqtt.MQTTv5},
-}
-"""Per MQTT version: how paho is told which protocol to speak (3.1.1 is "4" on the wire)."""
+SLICES_PER_PERIOD = 10
+CommandsFactory = Callable[[str, SimActuators], CommandHandler | None]
+"""(vin, actuators) -> the car's command executor, or None for a car that takes no commands."""
 
 
 class HasCarCredentials(Protocol):
@@ -78,28 +72,11 @@ class SimCarConfig:
         return cls(creds.vin, creds.mqtt_username, creds.mqtt_password, seed)
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _payload(**fields: Any) -> str:
-    return json.dumps(fields, separators=(",", ":"))
-
-
-OFFLINE = _payload(state="offline")
-
-
 @dataclass
 class _Car:
     config: SimCarConfig
-    vehicle: SimVehicle
-    client: mqtt.Client
-    connected: threading.Event = field(default_factory=threading.Event)
-    last_sent: dict[str, Any] = field(default_factory=dict)
-    needs_full: bool = True
-    last_full_s: float = float("-inf")
-    published: int = 0
-    dropped: int = 0
+    source: SimSignalSource
+    agent: Agent
 
 
 class Fleet:
@@ -107,65 +84,78 @@ class Fleet:
 
     def __init__(self, cars: list[SimCarConfig], host: str, port: int, rate_hz: float = 1.0, *,
                  seed: int = 0, centre: tuple[float, float] = DEFAULT_CENTRE, seq_path: Path | None = None,
-                 mqtt_version: int = 4, full_snapshot_s: float = 60.0, keepalive_s: int = 30) -> None:
+                 mqtt_version: int = 4, full_snapshot_s: float = 60.0, keepalive_s: int = 30,
+                 network: RoadNetwork | None = None, scenarios: Sequence[Scenario] = (),
+                 random_faults: bool = True, commands: CommandsFactory | None = None,
+                 link_options: dict[str, Any] | None = None) -> None:
+        """`seq_path` names the fleet's state directory (queue and sequence numbers go to
+        `agents.db` beside it; an older simulator's `seq.json` there is taken over)."""
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
-        if mqtt_version not in CLIENT_OPTIONS:
-            raise ValueError(f"mqtt_version must be one of {sorted(CLIENT_OPTIONS)}")
+        if mqtt_version not in (4, 5):
+            raise ValueError("mqtt_version must be one of [4, 5]")
         self.host, self.port, self.rate_hz = host, port, rate_hz
-        self.mqtt_version, self.full_snapshot_s, self.keepalive_s = mqtt_version, full_snapshot_s, keepalive_s
-        self.grid = StreetGrid.generate(*centre, seed=seed)
-        self.seqs = SeqStore(seq_path)
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self.network = network or StreetGrid.generate(*centre, seed=seed)
+        self.db = QueueDB(seq_path.with_name("agents.db") if seq_path is not None else None)
+        floors = _old_seq_floors(seq_path)
+        policy = PolicyTable.standard().scaled(full_snapshot_s)
         local = time.localtime()
         clock_s = local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec
-        self._cars = [self._make_car(c, seed, clock_s) for c in cars]
-
-    def _make_car(self, config: SimCarConfig, fleet_seed: int, clock_s: float) -> _Car:
-        seed = config.seed
-        if seed is None:
-            seed = int.from_bytes(hashlib.sha256(f"{fleet_seed}:{config.vin}".encode()).digest()[:8])
-        vehicle = SimVehicle(model_for_vin(config.vin), self.grid, seed, clock_s=clock_s)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.vin,
-                             **CLIENT_OPTIONS[self.mqtt_version])
-        car = _Car(config, vehicle, client)
-        client.username_pw_set(config.username, config.password)
-        client.will_set(topics.vehicle_topic(config.vin, topics.STATUS), OFFLINE, qos=1, retain=True)
-        client.max_queued_messages_set(MAX_QUEUED)
-        client.reconnect_delay_set(1, 30)
-        client.on_connect = lambda _c, _u, _f, reason, _p: self._on_connect(car, reason)
-        client.on_disconnect = lambda _c, _u, _f, reason, _p: self._on_disconnect(car, reason)
-        return car
+        by_index = {s.car: s for s in scenarios}
+        self._cars: list[_Car] = []
+        for index, config in enumerate(cars):
+            car_seed = config.seed if config.seed is not None else \
+                int.from_bytes(hashlib.sha256(f"{seed}:{config.vin}".encode()).digest()[:8])
+            vehicle = SimVehicle(model_for_vin(config.vin), self.network, car_seed, clock_s=clock_s)
+            if random_faults:
+                vehicle.behaviours.append(RandomFaults(random.Random(f"faults:{car_seed}")))
+            if index in by_index:
+                vehicle.behaviours.append(by_index[index].behaviour())
+            source = SimSignalSource(vehicle)
+            outbox = self.db.outbox(config.vin)
+            for channel in (topics.TELEMETRY, topics.EVENTS):
+                outbox.raise_floor(channel, floors.get(f"{config.vin}/{channel}", 0))
+            link = LinkSettings(host, port, config.username, config.password, mqtt_version=mqtt_version,
+                                keepalive_s=keepalive_s, **(link_options or {}))
+            handler = commands(config.vin, SimActuators(source)) if commands is not None else None
+            agent = Agent(config.vin, link, source, outbox, policy=policy, commands=handler)
+            self._cars.append(_Car(config, source, agent))
+        self._by_vin = {car.config.vin: car for car in self._cars}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Fleet:
         """Connect every car (in the background, retrying) and start driving."""
-        for car in self._cars:
-            car.client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
-            car.client.loop_start()
-        self._ticker = threading.Thread(target=self._run, name="chelian-sim-ticker", daemon=True)
-        self._ticker.start()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="chelian-sim",
+                                        daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
         log.info("sim_fleet_started cars=%d broker=%s:%d rate_hz=%s", len(self._cars), self.host, self.port,
                  self.rate_hz)
         return self
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Say goodbye like a car switched off properly: an offline status, then DISCONNECT."""
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout_s)
-        for car in self._cars:
-            if car.connected.is_set():
-                info = car.client.publish(self._status_topic(car), _payload(state="offline", ts=now_ms()),
-                                          qos=1, retain=True)
-                try:
-                    info.wait_for_publish(timeout_s)
-                except (RuntimeError, ValueError):
-                    pass  # the link went away meanwhile; the broker sends the last will instead
-            car.client.disconnect()
-            car.client.loop_stop()
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        runs = [asyncio.create_task(car.agent.run(rate_hz=None)) for car in self._cars]
+        ticker = asyncio.create_task(self._tick_forever())
+        self._ready.set()
+        await self._stop.wait()
+        ticker.cancel()
+        await asyncio.gather(*(car.agent.stop() for car in self._cars), return_exceptions=True)
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Say goodbye like cars switched off properly: an offline status each, then DISCONNECT."""
+        if self._loop is not None and self._stop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout_s)
+        self.db.close()
         log.info("sim_fleet_stopped published=%d", self.published)
 
     def __enter__(self) -> Fleet:
@@ -177,14 +167,13 @@ class Fleet:
     def wait_connected(self, timeout_s: float) -> bool:
         """True once every car is connected (False if that takes longer than `timeout_s`)."""
         deadline = time.monotonic() + timeout_s
-        return all(car.connected.wait(max(0.0, deadline - time.monotonic())) for car in self._cars)
+        return all(car.agent.online.wait(max(0.0, deadline - time.monotonic())) for car in self._cars)
 
     def drop_connection(self, vin: str) -> None:
         """Lose a car's link without a DISCONNECT (a tunnel, a dead zone): the broker publishes
-        its last will, and the car reconnects and says it is online again."""
-        sock = self._car(vin).client.socket()
-        if isinstance(sock, socket.socket):
-            sock.shutdown(socket.SHUT_RDWR)
+        its last will, and the car reconnects, says it is online again and catches up."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._by_vin[vin].agent.drop_link)
 
     # --- what the cars are doing ---------------------------------------------------------------
 
@@ -192,71 +181,56 @@ class Fleet:
     def vins(self) -> list[str]:
         return [car.config.vin for car in self._cars]
 
+    def vehicle(self, vin: str) -> SimVehicle:
+        return self._by_vin[vin].source.vehicle
+
+    def agent(self, vin: str) -> Agent:
+        return self._by_vin[vin].agent
+
     @property
     def connected(self) -> int:
-        return sum(car.connected.is_set() for car in self._cars)
+        return sum(car.agent.online.is_set() for car in self._cars)
 
     @property
     def published(self) -> int:
-        return sum(car.published for car in self._cars)
+        """Messages the broker has acknowledged."""
+        return sum(car.agent.delivered for car in self._cars)
+
+    @property
+    def queued(self) -> int:
+        return sum(len(car.agent.outbox) for car in self._cars)
 
     @property
     def dropped(self) -> int:
-        return sum(car.dropped for car in self._cars)
-
-    def _car(self, vin: str) -> _Car:
-        return next(car for car in self._cars if car.config.vin == vin)
-
-    # --- MQTT ---------------------------------------------------------------------------------
-
-    def _status_topic(self, car: _Car) -> str:
-        return topics.vehicle_topic(car.config.vin, topics.STATUS)
-
-    def _on_connect(self, car: _Car, reason: Any) -> None:
-        if reason.is_failure:
-            log.warning("sim_car_refused vin=%s reason=%s", car.config.vin, reason)
-            return
-        car.needs_full = True  # the cloud may have missed anything while we were away
-        car.client.publish(self._status_topic(car), _payload(state="online", ts=now_ms()), qos=1, retain=True)
-        car.connected.set()
-        log.info("sim_car_connected vin=%s", car.config.vin)
-
-    def _on_disconnect(self, car: _Car, reason: Any) -> None:
-        car.connected.clear()
-        if not self._stop.is_set():
-            log.warning("sim_car_disconnected vin=%s reason=%s", car.config.vin, reason)
-
-    def _publish(self, car: _Car, channel: str, payload: str) -> None:
-        info = car.client.publish(topics.vehicle_topic(car.config.vin, channel), payload, qos=1)
-        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
-            car.dropped += 1
-        else:
-            car.published += 1  # sent, or queued until the link is back
+        return sum(car.agent.outbox.dropped for car in self._cars)
 
     # --- the clock ----------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    async def _tick_forever(self) -> None:
         period = 1.0 / self.rate_hz
-        elapsed, deadline = 0.0, time.monotonic()
-        while not self._stop.wait(max(0.0, deadline - time.monotonic())):
-            elapsed += period
-            for car in self._cars:
-                self._tick(car, period, elapsed)
-            deadline += period
+        slices = max(1, min(SLICES_PER_PERIOD, len(self._cars)))
+        groups = [self._cars[i::slices] for i in range(slices)]
+        deadline = time.monotonic()
+        while True:
+            for group in groups:
+                for car in group:
+                    try:
+                        car.source.advance(period)
+                        car.agent.tick()
+                    except Exception:  # one car's bug must not stop the fleet
+                        log.exception("sim_car_tick_failed vin=%s", car.config.vin)
+                deadline += period / slices
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             if time.monotonic() - deadline > 10 * period:
                 deadline = time.monotonic()  # fell far behind (suspended laptop): don't burst to catch up
 
-    def _tick(self, car: _Car, dt_s: float, elapsed_s: float) -> None:
-        vin, ts = car.config.vin, now_ms()
-        signals = car.vehicle.step(dt_s)
-        full, car.needs_full = car.needs_full, False
-        if full or elapsed_s - car.last_full_s >= self.full_snapshot_s:
-            changed, car.last_full_s = signals, elapsed_s
-        else:
-            changed = {k: v for k, v in signals.items() if k in ALWAYS_SENT or car.last_sent.get(k) != v}
-        seq = self.seqs.next(vin, topics.TELEMETRY)
-        self._publish(car, topics.TELEMETRY, _payload(seq=seq, ts=ts, signals=changed))
-        car.last_sent = {**car.last_sent, **changed}
-        for kind, data in car.vehicle.drain_events():
-            seq = self.seqs.next(vin, topics.EVENTS)
-            self._publish(car, topics.EVENTS, _payload(seq=seq, ts=ts, type=kind, data=data))
+
+def _old_seq_floors(seq_path: Path | None) -> dict[str, int]:
+    """The previous simulator's reserved sequence numbers (`seq.json`), so none is reused."""
+    if seq_path is None or not seq_path.is_file():
+        return {}
+    try:
+        data = json.loads(seq_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
