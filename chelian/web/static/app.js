@@ -102,7 +102,7 @@
   /* A CircleMarker drawn as an arrow along `heading`: Leaflet's canvas renderer gives hit
      testing, clicks and batched redraws for free; only the shape is ours. */
   const CarMarker = L.CircleMarker.extend({
-    options: { radius: 8, heading: 0, weight: 1.5, color: "#ffffff", fillOpacity: 1 },
+    options: { radius: 10, heading: 0, weight: 1.5, color: "#ffffff", fillOpacity: 1 },
     _updatePath: function () {
       const r = this._renderer;
       if (!r._drawing || this._empty()) return;
@@ -356,7 +356,7 @@
       if (!paths.length) { box.textContent = "This car has not reported anything yet."; return; }
       box.className = "";
       box.innerHTML = `<table><thead><tr><th>signal</th><th>value</th><th>age</th></tr></thead><tbody>${paths.map((p) =>
-        `<tr><td class="path">${esc(p.replace(/^Vehicle\./, ""))}</td><td class="num">${esc(fmtValue(st.signals[p]))}</td><td class="num age" data-path="${esc(p)}"></td></tr>`).join("")}</tbody></table>`;
+        `<tr data-path="${esc(p)}"><td class="path">${esc(p.replace(/^Vehicle\./, ""))}</td><td class="num">${esc(fmtValue(st.signals[p]))}</td><td class="num age" data-path="${esc(p)}"></td></tr>`).join("")}</tbody></table>`;
       renderAges();
       const select = $("chart-signal");
       const numeric = paths.filter((p) => typeof st.signals[p].value === "number" || typeof st.signals[p].value === "boolean");
@@ -408,8 +408,9 @@
     const t = (ms) => new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     return `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img" aria-label="history chart">
       <polygon class="band" points="${band}"/><polyline class="line" points="${line}"/>
+      ${pts.length < 20 ? pts.map(([px, b]) => `<circle class="pt" cx="${px.toFixed(1)}" cy="${y(b.avg).toFixed(1)}" r="2"/>`).join("") : ""}
       <text x="2" y="12">${fmtNum(hi)}</text><text x="2" y="${H - B}">${fmtNum(lo)}</text>
-      <text x="${L}" y="${H - 4}">${t(start)}</text><text x="${W - 40}" y="${H - 4}">${t(end)}</text>
+      <text x="${L}" y="${H - 4}">${t(start)}</text><text x="${W - 2}" y="${H - 4}" text-anchor="end">${t(end)}</text>
       <text x="2" y="${H / 2}">${esc(unit || "")}</text></svg>`;
   }
 
@@ -448,6 +449,7 @@
     buttons.forEach((b) => { b.disabled = true; });
     const label = type.replace("_", " & ");
     out.innerHTML = `${esc(label)}: <span class="status">sending…</span>`;
+    out.dataset.status = "sending";
     try {
       let cmd = await api(`/vehicles/${vin}/commands`, {
         method: "POST", headers: { "Content-Type": "application/json", "Idempotency-Key": idempotencyKey() },
@@ -462,6 +464,7 @@
       loadCommands();
       if (cmd.status === "succeeded") loadState();
     } catch (err) {
+      out.dataset.status = "error";
       out.innerHTML = err.status === 404 || err.status === 405
         ? `<span class="error">Commands are not available on this server (the commands API is missing or the car is unknown).</span>`
         : `<span class="error">${esc(label)} failed: ${esc(err.message)}</span>`;
