@@ -24,11 +24,20 @@ from prometheus_client import Counter
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chelian.api.routes import alerts as alert_routes
 from chelian.api.routes import auth, events, history, state, users, vehicles
 from chelian.api.routes import commands as command_routes
+from chelian.api.routes import diagnostics as diagnostics_routes
+from chelian.api.routes import geofences as geofence_routes
 from chelian.api.routes import keys as key_routes
 from chelian.api.routes import map as map_routes
 from chelian.api.routes import metrics as metrics_routes
+from chelian.api.routes import trips as trip_routes
+from chelian.api.routes import contacts as contact_routes
+from chelian.api.routes import incidents as incident_routes
+from chelian.api.routes import roadside as roadside_routes
+from chelian.api.routes import stolen as stolen_routes
+from chelian.api.routes import webhooks as webhook_routes
 from chelian.config import Settings
 from chelian.errors import AuthError, ChelianError, ConflictError, NotFoundError, ValidationError
 from chelian.metrics import Metrics
@@ -63,6 +72,12 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Me
         app.include_router(module.router)
     app.include_router(command_routes.router)
     app.include_router(key_routes.router)
+    for module in (incident_routes, roadside_routes, stolen_routes, contact_routes, webhook_routes):
+        app.include_router(module.router)  # safety and security
+    app.include_router(geofence_routes.router)
+    app.include_router(alert_routes.router)
+    app.include_router(diagnostics_routes.router)
+    app.include_router(trip_routes.router)
     install_console(app)  # the web console at /, its static files and the push WebSocket
     return app
 
