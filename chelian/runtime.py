@@ -34,7 +34,9 @@ from chelian.metrics import Metrics
 from chelian.services.commands.lifecycle import CommandService
 from chelian.services.commands.relay import CommandRelay
 from chelian.services.geofences.platform import RulesServices
+from chelian.services.notifications.worker import NotificationWorker
 from chelian.services.retention.purge import RetentionWorker
+from chelian.services.safety.platform import SafetyServices
 from chelian.signals import Catalog
 from chelian.storage.db import make_engine, upgrade
 from chelian.storage.repositories import vehicles
@@ -88,6 +90,8 @@ class Platform:
     relay: CommandRelay | None = field(init=False, default=None)
     retention: RetentionWorker | None = field(init=False, default=None)
     rules: RulesServices | None = field(init=False, default=None)
+    safety: SafetyServices | None = field(init=False, default=None)
+    notifications: NotificationWorker | None = field(init=False, default=None)
     _server: uvicorn.Server | None = field(init=False, default=None)
     _server_thread: threading.Thread | None = field(init=False, default=None)
 
@@ -114,6 +118,12 @@ class Platform:
             _refuse_busy_port(self.settings.mqtt_host, self.settings.mqtt_port, "--mqtt-port")
             self.broker = EmbeddedBroker(self.settings, log_path=self.settings.data_dir / "broker.log").start()
             log.info("broker_started port=%d", self.settings.mqtt_port)
+        # Safety: crash/roadside/theft detectors on ingest, and the outbox sender (webhooks, SMTP).
+        self.safety = SafetyServices.build(self.engine, self.bus, self.catalog,
+                                           commands=lambda: self.relay.service if self.relay else None)
+        self.observers.extend(self.safety.observers)
+        self.notifications = NotificationWorker.from_env(self.engine).start()
+        self.safety.notifier.wake = self.notifications.wake
         # Geofences, speed/curfew, diagnostics and trips on ingest; *_detected events kept as alerts.
         self.rules = RulesServices.build(self.engine, self.bus)
         self.observers.extend(self.rules.observers)
@@ -126,6 +136,7 @@ class Platform:
         self.relay = build_relay(self.settings, self.engine).start()
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         self.app.state.commands = self.relay.service
+        self.app.state.safety = self.safety
         self.app.state.push = self.push
         return self
 
@@ -158,6 +169,8 @@ class Platform:
             self._server.should_exit = True
             if self._server_thread is not None:
                 self._server_thread.join(10)
+        if self.notifications is not None:
+            self.notifications.stop()
         if self.retention is not None:
             self.retention.stop()
         if self.relay is not None:
