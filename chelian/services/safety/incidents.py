@@ -75,6 +75,8 @@ class IncidentService:
     def open_crash(self, d: Detection) -> Incident | None:
         """Open an incident for `d`, or note it on the crash it belongs to; the new incident or None."""
         vin, now = self.announcer.vin(d.vehicle_id), self.clock()
+        # Telemetry and events count their seq separately: the channel is part of the cause.
+        cause_key = f"crash:{vin}:{'e' if d.cause == 'car_event' else 't'}{d.seq}"
         with self.engine.begin() as conn:
             existing = repo.in_window(conn, d.vehicle_id, d.ts_ms, self.window_ms)
             if existing is not None:
@@ -83,7 +85,7 @@ class IncidentService:
                 return None
             known = {**self._last_known(conn, d.vehicle_id), **{k: v for k, v in asdict(d).items() if v is not None}}
             incident = repo.insert_incident(conn, dict(
-                vehicle_id=d.vehicle_id, key=f"crash:{vin}:{d.seq}", kind="crash", cause=d.cause, status=OPEN,
+                vehicle_id=d.vehicle_id, key=cause_key, kind="crash", cause=d.cause, status=OPEN,
                 detected_ms=d.ts_ms, opened_ms=now, grace_until_ms=now + self.grace_ms, updated_ms=now,
                 latitude=known.get("latitude"), longitude=known.get("longitude"),
                 speed_before_kmh=known.get("speed_before_kmh"), heading=known.get("heading"),
@@ -93,7 +95,7 @@ class IncidentService:
             repo.add_update(conn, incident.id, now, OPEN, "car", f"crash detected ({d.cause})")
         log.warning("crash_detected vin=%s incident=%d cause=%s", vin, incident.id, d.cause)
         data = self.describe(incident)
-        self.announcer.publish(n.CRASH_DETECTED, d.vehicle_id, d.ts_ms, f"crash:{vin}:{d.seq}", data)
+        self.announcer.publish(n.CRASH_DETECTED, d.vehicle_id, d.ts_ms, cause_key, data)
         self.announcer.publish(n.INCIDENT_OPENED, d.vehicle_id, d.ts_ms, f"incident:{incident.id}:opened",
                                {**data, "notify_after_ms": incident.grace_until_ms})
         return incident

@@ -36,7 +36,7 @@ def test_several_messages_about_one_crash_open_one_incident(safety):
     incident = found[0]
     assert (incident.status, incident.cause, incident.speed_before_kmh) == ("open", "impact", 70.0)
     assert (incident.latitude, incident.longitude) == (48.85, 2.35)
-    assert incident.key == f"crash:{safety.car.vin}:3"
+    assert incident.key == f"crash:{safety.car.vin}:t3"
     assert safety.names() == [n.CRASH_DETECTED, n.INCIDENT_OPENED]
     with safety.engine.connect() as conn:
         notes = [u.note for u in repo.updates(conn, incident.id)]
