@@ -6,17 +6,14 @@ Revises: 0003
 Hand-written so it reads the same on SQLite and PostgreSQL: plain CREATE TABLE / CREATE
 INDEX with constraint names spelled out as storage/tables.py's naming convention makes them.
 
-Chained to 0003 (the safety migration). Until that file is in the tree, the chain falls back
-to 0002 so `upgrade head` keeps working; once 0003 lands this needs no edit.
+Chained to 0003 (the safety migration).
 """
-
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0004'
-down_revision = '0003' if any(Path(__file__).parent.glob('0003_*.py')) else '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
