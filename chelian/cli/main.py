@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from chelian.cli import broker, db, demo, serve, sim, users, vehicles
+from chelian.cli import agent, broker, db, demo, serve, sim, users, vehicles
 from chelian.cli.common import (
     ConfigFile,
     DatabaseUrl,
@@ -68,6 +68,7 @@ app.add_typer(vehicles.app, name="vehicle")
 app.add_typer(db.app, name="db")
 app.add_typer(broker.app, name="broker")
 app.command("sim")(sim.sim)
+app.command("agent")(agent.agent)
 
 app.command("serve")(serve.serve)
 app.command("ingest")(serve.ingest)

@@ -125,6 +125,8 @@ class Fleet:
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
+        self.tick_lag_s = 0.0
+        """How late the last round of ticks finished (0 when the fleet keeps pace)."""
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -220,7 +222,9 @@ class Fleet:
                     except Exception:  # one car's bug must not stop the fleet
                         log.exception("sim_car_tick_failed vin=%s", car.config.vin)
                 deadline += period / slices
-                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                late = time.monotonic() - deadline
+                await asyncio.sleep(max(0.0, -late))
+            self.tick_lag_s = max(0.0, late)
             if time.monotonic() - deadline > 10 * period:
                 deadline = time.monotonic()  # fell far behind (suspended laptop): don't burst to catch up
 
