@@ -14,10 +14,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from chelian.api.deps import API_PREFIX, CurrentUser, OwnedVehicle, parse_instant
+from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep, OwnedVehicle, parse_instant
 from chelian.api.schemas.commands import CommandCreate, CommandPublic, CommandsPublic
+from chelian.errors import NotFoundError
 from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandService
 from chelian.services.commands.presigned import submit_presigned
+from chelian.storage.repositories import vehicles
+from chelian.storage.repositories.vehicles import Vehicle
 
 router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["commands"])
 
@@ -33,6 +36,19 @@ def get_commands(request: Request) -> CommandService:
 
 
 CommandsDep = Annotated[CommandService, Depends(get_commands)]
+
+
+def owned_vehicle_briefly(vin: str, user: CurrentUser, engine: EngineDep) -> Vehicle:
+    """OwnedVehicle without holding a pooled connection for the whole request: a long poll
+    (`wait_s`) must not keep a database connection while it waits."""
+    with engine.connect() as conn:
+        vehicle = vehicles.owned(conn, user.id, vin.strip().upper())
+    if vehicle is None:
+        raise NotFoundError(f"no vehicle {vin} in your account")
+    return vehicle
+
+
+BrieflyOwnedVehicle = Annotated[Vehicle, Depends(owned_vehicle_briefly)]
 
 
 @router.post("/{vin}/commands", status_code=status.HTTP_202_ACCEPTED, response_model=CommandPublic,
@@ -62,7 +78,7 @@ def send_command(
 @router.get("/{vin}/commands/{command_id}", response_model=CommandPublic,
             responses={404: {"description": "Not one of your cars, or no such command for it"}})
 async def read_command(
-    vehicle: OwnedVehicle, command_id: str, commands: CommandsDep,
+    vehicle: BrieflyOwnedVehicle, command_id: str, commands: CommandsDep,
     wait_s: Annotated[float, Query(ge=0, description=f"wait until the command is final, at most this long "
                                                      f"(capped at {MAX_WAIT_S:g} s)")] = 0,
 ) -> CommandPublic:

@@ -33,7 +33,6 @@ from chelian.services.commands.keys import PINNED_ON_FIRST_USE
 from chelian.services.commands.lifecycle import CommandService
 from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories import keys as key_repo
-from chelian.storage.repositories import vehicles
 
 log = logging.getLogger("chelian.commands")
 
@@ -60,10 +59,10 @@ def handle_ack(service: CommandService, vin: str, payload: bytes, received_ms: i
     except EnvelopeError as exc:
         return _ignore(vin, "malformed", exc.detail)
     with service.engine.connect() as conn:
-        vehicle = vehicles.by_vin(conn, vin)
-        pinned = key_repo.agent_key(conn, vehicle.id) if vehicle else None
-    if vehicle is None:
+        found = key_repo.vehicle_and_agent_key(conn, vin)
+    if found is None:
         return _ignore(vin, "unknown_vehicle")
+    vehicle_id, pinned = found
     try:
         if pinned is None:
             if sealed.pub is None or key_id(sealed.pub) != sealed.kid:
@@ -79,7 +78,7 @@ def handle_ack(service: CommandService, vin: str, payload: bytes, received_ms: i
         return _ignore(vin, "wrong_vin", f"signed for {body.get('vin')!r}")
     if pinned is None:
         with service.engine.begin() as conn:
-            pinned = key_repo.pin_agent_key(conn, vehicle.id, sealed.kid, b64u(sealed.pub or b""),
+            pinned = key_repo.pin_agent_key(conn, vehicle_id, sealed.kid, b64u(sealed.pub or b""),
                                             received_ms, PINNED_ON_FIRST_USE)
         if pinned.kid != sealed.kid:  # another process pinned a different key first
             return _ignore(vin, "key_mismatch", f"signed by {sealed.kid}, pinned {pinned.kid}")
@@ -90,16 +89,23 @@ def handle_ack(service: CommandService, vin: str, payload: bytes, received_ms: i
         ack = Ack.from_body(body)
     except EnvelopeError as exc:
         return _ignore(vin, exc.reason, exc.detail)
+    moved = service.settle_ack(ack.id, vehicle_id, ack.h, ack.status, reason=ack.reason, result=ack.result,
+                               acked_ms=received_ms, car_ts_ms=ack.ts, finished_ms=received_ms)
+    if moved is None:
+        return _why_not_settled(service, vin, vehicle_id, ack)
+    type_, sent_ms, created_ms = moved
+    car_ms = received_ms - sent_ms if sent_ms is not None else None
+    log.info("%s id=%s vin=%s type=%s status=%s reason=%s car_ms=%s total_ms=%d", COMMAND_SETTLED, ack.id,
+             vin, type_, ack.status, ack.reason, car_ms, received_ms - created_ms)
+    return AckOutcome(command_id=ack.id)
+
+
+def _why_not_settled(service: CommandService, vin: str, vehicle_id: int, ack: Ack) -> AckOutcome:
+    """The slow path, for the log: which check the settling UPDATE failed."""
     with service.engine.connect() as conn:
         row = repo.get(conn, ack.id)
-    if row is None or row.vehicle_id != vehicle.id:
+    if row is None or row.vehicle_id != vehicle_id:
         return _ignore(vin, "unknown_command", f"id={ack.id}")
     if row.env_hash != ack.h:
         return _ignore(vin, "hash_mismatch", f"id={ack.id}: the ack answers another envelope")
-    if not service.settle(ack.id, ack.status, reason=ack.reason, result=ack.result, acked_ms=received_ms,
-                          car_ts_ms=ack.ts, finished_ms=received_ms):
-        return AckOutcome()  # already final: a repeated ack
-    car_ms = received_ms - row.sent_ms if row.sent_ms is not None else None
-    log.info("%s id=%s vin=%s type=%s status=%s reason=%s car_ms=%s total_ms=%d", COMMAND_SETTLED, ack.id,
-             vin, row.type, ack.status, ack.reason, car_ms, received_ms - row.created_ms)
-    return AckOutcome(command_id=ack.id)
+    return AckOutcome()  # already final: a repeated ack

@@ -169,17 +169,17 @@ class CommandService:
                 build: Callable[[Any], dict[str, Any]], created_ms: int) -> tuple[CommandRow, bool]:
         try:
             with self.engine.begin() as conn:
-                signed = build(conn)
-                repo.insert_command(conn, id=command_id, vehicle_id=vehicle.id, type=type_, args=args,
-                                    status=QUEUED, requested_by=user_id, idempotency_key=idempotency_key,
-                                    request_hash=digest, created_ms=created_ms, attempts=0, **signed)
-                row = repo.get(conn, command_id)
+                values = dict(id=command_id, vehicle_id=vehicle.id, type=type_, args=args, status=QUEUED,
+                              requested_by=user_id, idempotency_key=idempotency_key, request_hash=digest,
+                              created_ms=created_ms, attempts=0, **build(conn))
+                repo.insert_command(conn, **values)
+            row = CommandRow(**values, reason=None, result=None, sent_ms=None, last_sent_ms=None,
+                             acked_ms=None, car_ts_ms=None, finished_ms=None)
         except IntegrityError:
             existing = self._repeat(user_id, idempotency_key, digest, summary)  # a concurrent twin won
             if existing is None:
                 raise
             return existing, False
-        assert row is not None
         log.info("%s id=%s vin=%s type=%s user=%s signer=%s kid=%s ctr=%d expires_ms=%d", COMMAND_CREATED,
                  row.id, vehicle.vin, type_, user_id, row.signer, row.kid, row.counter, row.expires_ms)
         if self.dispatch is not None:
@@ -224,7 +224,10 @@ class CommandService:
     # --- what the relay calls ------------------------------------------------------------
 
     def mark_sent(self, command_ids: list[str]) -> list[str]:
+        """Durability relaxed: losing a `sent` mark in a database crash only means a resend,
+        which the car answers from memory."""
         with self.engine.begin() as conn:
+            repo.relax_durability(conn)
             return repo.mark_sent(conn, command_ids, self.clock(), TRANSITIONS[SENT], SENT)
 
     def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,
@@ -244,9 +247,22 @@ class CommandService:
         return expired
 
     def settle(self, command_id: str, status: str, **values: Any) -> bool:
-        """Apply an ack's outcome (validated by acks.py); wakes waiters when it moved."""
+        """Force an outcome (operators, tests); acks go through `settle_ack`."""
         with self.engine.begin() as conn:
             moved = repo.transition(conn, command_id, status, TRANSITIONS[status], **values)
         if moved:
+            self.notifier.notify([command_id])
+        return moved
+
+    def settle_ack(self, command_id: str, vehicle_id: int, env_hash: str, status: str,
+                   **values: Any) -> tuple[str, int | None, int] | None:
+        """Apply a verified ack's outcome if it answers the envelope sent under that id.
+
+        Durability relaxed: the car keeps its answers, so an ack lost in a database crash comes
+        back with the next resend. Returns (type, sent_ms, created_ms) when the command moved."""
+        with self.engine.begin() as conn:
+            repo.relax_durability(conn)
+            moved = repo.settle(conn, command_id, vehicle_id, env_hash, status, TRANSITIONS[status], **values)
+        if moved is not None:
             self.notifier.notify([command_id])
         return moved

@@ -110,6 +110,25 @@ def transition(conn: Connection, command_id: str, to: str, allowed_from: Iterabl
                         .values(status=to, **values)).rowcount == 1
 
 
+def settle(conn: Connection, command_id: str, vehicle_id: int, env_hash: str, to: str,
+           allowed_from: Iterable[str], **values: Any) -> tuple[str, int | None, int] | None:
+    """An ack's transition, checked in the same statement: this car's command, the very envelope
+    the ack quotes, still settleable. (type, sent_ms, created_ms) if it moved, else None."""
+    c = commands.c
+    row = conn.execute(update(commands)
+                       .where(c.id == command_id, c.vehicle_id == vehicle_id, c.env_hash == env_hash,
+                              c.status.in_(list(allowed_from)))
+                       .values(status=to, **values).returning(c.type, c.sent_ms, c.created_ms)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def relax_durability(conn: Connection) -> None:
+    """Let this transaction's COMMIT return before its WAL reaches disk (PostgreSQL; SQLite in
+    WAL mode with synchronous=NORMAL already does). Only for writes a crash may lose safely."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 def mark_sent(conn: Connection, command_ids: list[str], now_ms: int, from_states: Iterable[str],
               to: str) -> list[str]:
     """Record a (re)send: first send time kept, attempts counted. Returns the ids updated."""

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from chelian.errors import ConflictError
-from chelian.storage.tables import agent_keys, signing_keys
+from chelian.storage.tables import agent_keys, signing_keys, vehicles
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,16 @@ def revoke_device_key(conn: Connection, user_id: int, kid: str, now_ms: int) -> 
 def agent_key(conn: Connection, vehicle_id: int) -> AgentKey | None:
     row = conn.execute(select(agent_keys).where(agent_keys.c.vehicle_id == vehicle_id)).first()
     return AgentKey(*row) if row else None
+
+
+def vehicle_and_agent_key(conn: Connection, vin: str) -> tuple[int, AgentKey | None] | None:
+    """(vehicle id, pinned key or None) in one round trip; None for an unknown VIN."""
+    row = conn.execute(select(vehicles.c.id, *agent_keys.c).select_from(vehicles)
+                       .outerjoin(agent_keys, agent_keys.c.vehicle_id == vehicles.c.id)
+                       .where(vehicles.c.vin == vin)).first()
+    if row is None:
+        return None
+    return row[0], (AgentKey(*row[1:]) if row[1] is not None else None)
 
 
 def pin_agent_key(conn: Connection, vehicle_id: int, kid: str, public_key: str, now_ms: int,
