@@ -7,7 +7,19 @@ that a car's message can cause carries a unique `key` derived from (VIN, seq): a
 message, or two detectors reacting to one crash, can never create a second row.
 """
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
 
 from chelian.storage.tables import BigId, metadata
 
@@ -64,8 +76,13 @@ incident_updates = Table(
     "incident_updates",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("incident_id", BigInteger().with_variant(Integer(), "sqlite"),
-           ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "incident_id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("incidents.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("ts_ms", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("actor", String(64), nullable=False),
@@ -95,8 +112,13 @@ roadside_updates = Table(
     "roadside_updates",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("ticket_id", BigInteger().with_variant(Integer(), "sqlite"),
-           ForeignKey("roadside_tickets.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "ticket_id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("roadside_tickets.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("ts_ms", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("actor", String(64), nullable=False),

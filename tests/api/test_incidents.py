@@ -26,19 +26,30 @@ def test_incident_lifecycle_over_the_api(client, engine, owner, car):
     listed = client.get(base, headers=owner.headers).json()
     assert listed["vin"] == car
     [incident] = listed["data"]
-    assert (incident["status"], incident["cause"], incident["latitude"], incident["speed_before_kmh"],
-            incident["occupants"]) == ("open", "car_event", 48.1, 55.0, 1)
+    assert (
+        incident["status"],
+        incident["cause"],
+        incident["latitude"],
+        incident["speed_before_kmh"],
+        incident["occupants"],
+    ) == ("open", "car_event", 48.1, 55.0, 1)
     url = f"{base}/{incident['id']}"
     r = client.post(f"{url}/acknowledge", json={"note": "calling the driver"}, headers=owner.headers)
     assert r.status_code == 200 and r.json()["status"] == "acknowledged"
     assert client.post(f"{url}/acknowledge", headers=owner.headers).status_code == 409
     assert client.post(f"{url}/notes", json={"note": "no answer"}, headers=owner.headers).status_code == 200
-    assert client.post(f"{url}/dispatch", json={"note": "112 called"}, headers=owner.headers).status_code == 200
+    assert (
+        client.post(f"{url}/dispatch", json={"note": "112 called"}, headers=owner.headers).status_code == 200
+    )
     closed = client.post(f"{url}/close", json={"note": "all fine"}, headers=owner.headers).json()
     assert closed["status"] == "closed"
     assert [(h["status"], h["note"]) for h in closed["history"]] == [
-        ("open", "crash detected (car_event)"), ("acknowledged", "calling the driver"),
-        ("acknowledged", "no answer"), ("dispatched", "112 called"), ("closed", "all fine")]
+        ("open", "crash detected (car_event)"),
+        ("acknowledged", "calling the driver"),
+        ("acknowledged", "no answer"),
+        ("dispatched", "112 called"),
+        ("closed", "all fine"),
+    ]
     assert client.post(f"{url}/explode", headers=owner.headers).status_code == 422
     assert client.get(f"{base}?status=open", headers=owner.headers).json()["data"] == []
 
@@ -53,27 +64,49 @@ def test_owner_cancels_a_false_alarm_and_others_see_nothing(client, engine, owne
     r = client.post(f"{url}/cancel", json={"note": "kerb, not a crash"}, headers=owner.headers)
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     with engine.connect() as conn:
-        assert {o.status for o in notifications.for_subject(conn, f"incident:{incident['id']}")} == {"cancelled"}
+        assert {o.status for o in notifications.for_subject(conn, f"incident:{incident['id']}")} == {
+            "cancelled"
+        }
     assert client.get(f"/api/v1/vehicles/{car}/incidents/999999", headers=owner.headers).status_code == 404
 
 
 def test_roadside_request_and_lifecycle(client, engine, owner, car):
-    put_state(engine, car, {"Vehicle.CurrentLocation.Latitude": 40.4, "Vehicle.CurrentLocation.Longitude": -3.7,
-                            "Vehicle.LowVoltageBattery.CurrentVoltage": 11.4}, now_ms())
+    put_state(
+        engine,
+        car,
+        {
+            "Vehicle.CurrentLocation.Latitude": 40.4,
+            "Vehicle.CurrentLocation.Longitude": -3.7,
+            "Vehicle.LowVoltageBattery.CurrentVoltage": 11.4,
+        },
+        now_ms(),
+    )
     base = f"/api/v1/vehicles/{car}/roadside"
     r = client.post(base, json={"problem": "battery", "note": "dead"}, headers=owner.headers)
     assert r.status_code == 201, r.text
     ticket = r.json()
-    assert (ticket["source"], ticket["status"], ticket["latitude"], ticket["longitude"]) == ("owner", "open", 40.4, -3.7)
+    assert (ticket["source"], ticket["status"], ticket["latitude"], ticket["longitude"]) == (
+        "owner",
+        "open",
+        40.4,
+        -3.7,
+    )
     assert ticket["health"]["Vehicle.LowVoltageBattery.CurrentVoltage"]["value"] == 11.4
     assert client.post(base, json={"problem": "dragons"}, headers=owner.headers).status_code == 422
     url = f"{base}/{ticket['id']}"
     assert client.post(f"{url}/assign", json={}, headers=owner.headers).status_code == 400
-    assert client.post(f"{url}/assign", json={"assignee": "ADAC"}, headers=owner.headers).json()["assignee"] == "ADAC"
+    assert (
+        client.post(f"{url}/assign", json={"assignee": "ADAC"}, headers=owner.headers).json()["assignee"]
+        == "ADAC"
+    )
     assert client.post(f"{url}/en_route", json={"note": "15 min"}, headers=owner.headers).status_code == 200
     done = client.post(f"{url}/resolve", headers=owner.headers).json()
     assert done["status"] == "resolved" and [h["status"] for h in done["history"]] == [
-        "open", "assigned", "en_route", "resolved"]
+        "open",
+        "assigned",
+        "en_route",
+        "resolved",
+    ]
     assert [t["id"] for t in client.get(base, headers=owner.headers).json()["data"]] == [ticket["id"]]
 
 
@@ -95,9 +128,15 @@ def test_stolen_report_immobilise_and_recovery(client, owner, car):
 def test_emergency_contacts_and_webhooks_belong_to_their_owner(client, owner):
     contacts = "/api/v1/users/me/emergency-contacts"
     assert client.post(contacts, json={"name": "Nobody"}, headers=owner.headers).status_code == 400
-    assert client.post(contacts, json={"name": "X", "email": "not-an-email"}, headers=owner.headers).status_code == 400
-    r = client.post(contacts, json={"name": "Ana", "email": "ana@example.com", "phone": "+34 600 000 000"},
-                    headers=owner.headers)
+    assert (
+        client.post(contacts, json={"name": "X", "email": "not-an-email"}, headers=owner.headers).status_code
+        == 400
+    )
+    r = client.post(
+        contacts,
+        json={"name": "Ana", "email": "ana@example.com", "phone": "+34 600 000 000"},
+        headers=owner.headers,
+    )
     assert r.status_code == 201
     other = make_owner(client, "other@example.com")
     assert client.get(contacts, headers=other.headers).json() == []
@@ -107,10 +146,15 @@ def test_emergency_contacts_and_webhooks_belong_to_their_owner(client, owner):
 
     hooks = "/api/v1/users/me/webhooks"
     assert client.post(hooks, json={"url": "ftp://x"}, headers=owner.headers).status_code == 400
-    assert client.post(hooks, json={"url": "https://x.test/h", "events": ["nope"]},
-                       headers=owner.headers).status_code == 400
-    created = client.post(hooks, json={"url": "https://x.test/h", "events": ["incident_opened"]},
-                          headers=owner.headers).json()
+    assert (
+        client.post(
+            hooks, json={"url": "https://x.test/h", "events": ["nope"]}, headers=owner.headers
+        ).status_code
+        == 400
+    )
+    created = client.post(
+        hooks, json={"url": "https://x.test/h", "events": ["incident_opened"]}, headers=owner.headers
+    ).json()
     assert created["secret"].startswith("whsec_")
     [listed] = client.get(hooks, headers=owner.headers).json()
     assert listed["secret"] is None and listed["events"] == ["incident_opened"]

@@ -16,8 +16,12 @@ def list_contacts(user: CurrentUser, safety: SafetyDep) -> list[ContactPublic]:
     return [ContactPublic.of(c) for c in safety.contacts.contacts(user.id)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ContactPublic,
-             responses={400: {"description": "Neither e-mail nor phone, or one of them malformed"}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ContactPublic,
+    responses={400: {"description": "Neither e-mail nor phone, or one of them malformed"}},
+)
 def add_contact(body: ContactCreate, user: CurrentUser, safety: SafetyDep) -> ContactPublic:
     return ContactPublic.of(safety.contacts.add_contact(user.id, body.name, body.email, body.phone))
 

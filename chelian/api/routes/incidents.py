@@ -19,8 +19,11 @@ NOT_YOURS = {404: {"description": "Not one of your cars, or no such incident"}}
 
 @router.get("/{vin}/incidents", response_model=IncidentsPublic, responses=NOT_YOURS)
 def list_incidents(
-    vehicle: OwnedVehicle, conn: ConnDep,
-    status: Annotated[Literal["open", "acknowledged", "dispatched", "closed", "cancelled"] | None, Query()] = None,
+    vehicle: OwnedVehicle,
+    conn: ConnDep,
+    status: Annotated[
+        Literal["open", "acknowledged", "dispatched", "closed", "cancelled"] | None, Query()
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> IncidentsPublic:
     """Newest first."""
@@ -37,19 +40,41 @@ def read_incident(vehicle: OwnedVehicle, incident_id: int, conn: ConnDep) -> Inc
 
 
 @router.post("/{vin}/incidents/{incident_id}/notes", response_model=IncidentPublic, responses=NOT_YOURS)
-def add_note(vehicle: OwnedVehicle, incident_id: int, body: NoteRequired, user: CurrentUser, safety: SafetyDep,
-             conn: ConnDep) -> IncidentPublic:
+def add_note(
+    vehicle: OwnedVehicle,
+    incident_id: int,
+    body: NoteRequired,
+    user: CurrentUser,
+    safety: SafetyDep,
+    conn: ConnDep,
+) -> IncidentPublic:
     safety.incidents.add_note(vehicle.id, incident_id, f"user:{user.id}", body.note)
     return read_incident(vehicle, incident_id, conn)
 
 
-@router.post("/{vin}/incidents/{incident_id}/{action}", response_model=IncidentPublic,
-             responses={**NOT_YOURS, 409: {"description": "Not allowed from the incident's current status, or the "
-                                                          "grace period for cancelling is over"}})
-def change_incident(vehicle: OwnedVehicle, incident_id: int,
-                    action: Literal["acknowledge", "dispatch", "close", "cancel"], user: CurrentUser,
-                    safety: SafetyDep, conn: ConnDep, body: NoteIn | None = None) -> IncidentPublic:
+@router.post(
+    "/{vin}/incidents/{incident_id}/{action}",
+    response_model=IncidentPublic,
+    responses={
+        **NOT_YOURS,
+        409: {
+            "description": "Not allowed from the incident's current status, or the "
+            "grace period for cancelling is over"
+        },
+    },
+)
+def change_incident(
+    vehicle: OwnedVehicle,
+    incident_id: int,
+    action: Literal["acknowledge", "dispatch", "close", "cancel"],
+    user: CurrentUser,
+    safety: SafetyDep,
+    conn: ConnDep,
+    body: NoteIn | None = None,
+) -> IncidentPublic:
     """open -> acknowledged -> dispatched -> closed; `cancel` (a false alarm) only while open and
     within the grace period, which also withdraws the notifications not yet sent."""
-    safety.incidents.transition(vehicle.id, incident_id, action, f"user:{user.id}", body.note if body else None)
+    safety.incidents.transition(
+        vehicle.id, incident_id, action, f"user:{user.id}", body.note if body else None
+    )
     return read_incident(vehicle, incident_id, conn)

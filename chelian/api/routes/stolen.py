@@ -13,10 +13,15 @@ router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["stolen"])
 NOT_YOURS = {404: {"description": "Not one of your cars, or not reported stolen"}}
 
 
-@router.post("/{vin}/stolen", status_code=status.HTTP_201_CREATED, response_model=StolenReportPublic,
-             responses={**NOT_YOURS, 409: {"description": "Already reported stolen"}})
-def report_stolen(vehicle: OwnedVehicle, user: CurrentUser, safety: SafetyDep,
-                  body: NoteIn | None = None) -> StolenReportPublic:
+@router.post(
+    "/{vin}/stolen",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StolenReportPublic,
+    responses={**NOT_YOURS, 409: {"description": "Already reported stolen"}},
+)
+def report_stolen(
+    vehicle: OwnedVehicle, user: CurrentUser, safety: SafetyDep, body: NoteIn | None = None
+) -> StolenReportPublic:
     """From now on every position the car sends is kept in the report's track, and moves are alerted."""
     return StolenReportPublic.of(safety.theft.report(vehicle, user.id, body.note if body else None), [])
 
@@ -30,7 +35,9 @@ def read_stolen(vehicle: OwnedVehicle, safety: SafetyDep) -> StolenReportPublic:
 
 @router.post("/{vin}/stolen/immobilise", response_model=StolenReportPublic, responses=NOT_YOURS)
 def immobilise(vehicle: OwnedVehicle, user: CurrentUser, safety: SafetyDep) -> StolenReportPublic:
-    """Sends a signed `immobilise` command (the car obeys once stationary); asking again resends nothing new."""
+    """Sends a signed `immobilise` command (the car obeys once stationary).
+
+    Asking again creates no second command."""
     safety.theft.immobilise(vehicle, user.id)
     return read_stolen(vehicle, safety)
 

@@ -16,8 +16,12 @@ def list_webhooks(user: CurrentUser, safety: SafetyDep) -> list[WebhookPublic]:
     return [WebhookPublic.of(s) for s in safety.contacts.subscriptions(user.id)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WebhookPublic,
-             responses={400: {"description": "Not an http(s) URL, or unknown event names"}})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookPublic,
+    responses={400: {"description": "Not an http(s) URL, or unknown event names"}},
+)
 def subscribe(body: WebhookCreate, user: CurrentUser, safety: SafetyDep) -> WebhookPublic:
     """The answer carries the signing secret, once. Body of each delivery:
     `{"event", "key", "vin", "ts_ms", "data"}`; `key` is stable across retries (deduplicate on it)."""

@@ -35,8 +35,13 @@ class HistoryEntry(BaseModel):
 
     @classmethod
     def of(cls, u: Update | TicketUpdate) -> HistoryEntry:
-        return cls(at=ms_to_datetime(u.ts_ms), status=u.status, actor=u.actor, note=u.note,
-                   assignee=getattr(u, "assignee", None))
+        return cls(
+            at=ms_to_datetime(u.ts_ms),
+            status=u.status,
+            actor=u.actor,
+            note=u.note,
+            assignee=getattr(u, "assignee", None),
+        )
 
 
 class IncidentPublic(BaseModel):
@@ -56,11 +61,21 @@ class IncidentPublic(BaseModel):
 
     @classmethod
     def of(cls, i: Incident, history: list[Update] | None = None) -> IncidentPublic:
-        return cls(id=i.id, kind=i.kind, cause=i.cause, status=i.status, detected_at=ms_to_datetime(i.detected_ms),
-                   opened_at=ms_to_datetime(i.opened_ms), cancellable_until=ms_to_datetime(i.grace_until_ms),
-                   latitude=i.latitude, longitude=i.longitude, speed_before_kmh=i.speed_before_kmh,
-                   heading=i.heading, occupants=i.occupants,
-                   history=None if history is None else [HistoryEntry.of(u) for u in history])
+        return cls(
+            id=i.id,
+            kind=i.kind,
+            cause=i.cause,
+            status=i.status,
+            detected_at=ms_to_datetime(i.detected_ms),
+            opened_at=ms_to_datetime(i.opened_ms),
+            cancellable_until=ms_to_datetime(i.grace_until_ms),
+            latitude=i.latitude,
+            longitude=i.longitude,
+            speed_before_kmh=i.speed_before_kmh,
+            heading=i.heading,
+            occupants=i.occupants,
+            history=None if history is None else [HistoryEntry.of(u) for u in history],
+        )
 
 
 class IncidentsPublic(BaseModel):
@@ -73,14 +88,18 @@ Problem = Literal["flat_tyre", "battery", "fuel", "lockout", "tow", "other"]
 
 class RoadsideCreate(BaseModel):
     problem: Problem
-    latitude: float | None = Field(default=None, ge=-90, le=90, description="Default: the car's last position")
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, description="Default: the car's last position"
+    )
     longitude: float | None = Field(default=None, ge=-180, le=180)
     note: str | None = Field(default=None, max_length=2000)
 
 
 class RoadsideAction(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
-    assignee: str | None = Field(default=None, max_length=128, description="Who is coming (required to assign)")
+    assignee: str | None = Field(
+        default=None, max_length=128, description="Who is coming (required to assign)"
+    )
 
 
 class TicketPublic(BaseModel):
@@ -91,18 +110,28 @@ class TicketPublic(BaseModel):
     assignee: str | None
     latitude: float | None
     longitude: float | None
-    health: dict[str, Any] = Field(description="Last known battery, tyres, fuel/charge and DTCs: path -> "
-                                               "{value, ts_ms}")
+    health: dict[str, Any] = Field(
+        description="Last known battery, tyres, fuel/charge and DTCs: path -> {value, ts_ms}"
+    )
     created_at: datetime
     updated_at: datetime
     history: list[HistoryEntry] | None = None
 
     @classmethod
     def of(cls, t: Ticket, history: list[TicketUpdate] | None = None) -> TicketPublic:
-        return cls(id=t.id, source=t.source, problem=t.problem, status=t.status, assignee=t.assignee,
-                   latitude=t.latitude, longitude=t.longitude, health=t.health,
-                   created_at=ms_to_datetime(t.created_ms), updated_at=ms_to_datetime(t.updated_ms),
-                   history=None if history is None else [HistoryEntry.of(u) for u in history])
+        return cls(
+            id=t.id,
+            source=t.source,
+            problem=t.problem,
+            status=t.status,
+            assignee=t.assignee,
+            latitude=t.latitude,
+            longitude=t.longitude,
+            health=t.health,
+            created_at=ms_to_datetime(t.created_ms),
+            updated_at=ms_to_datetime(t.updated_ms),
+            history=None if history is None else [HistoryEntry.of(u) for u in history],
+        )
 
 
 class TicketsPublic(BaseModel):
@@ -131,13 +160,28 @@ class StolenReportPublic(BaseModel):
 
     @classmethod
     def of(cls, r: TheftReport, track: list[TrackPoint] | None = None) -> StolenReportPublic:
-        return cls(id=r.id, status=r.status, reported_at=ms_to_datetime(r.reported_ms), note=r.note,
-                   immobilise_requested_at=_at(r.immobilise_requested_ms),
-                   immobilise_command_id=r.immobilise_command_id, recovered_at=_at(r.recovered_ms),
-                   recovery_note=r.recovery_note,
-                   track=None if track is None else [TrackPointPublic(seq=p.seq, ts=ms_to_datetime(p.ts_ms),
-                                                                      latitude=p.latitude, longitude=p.longitude,
-                                                                      speed_kmh=p.speed_kmh) for p in track])
+        return cls(
+            id=r.id,
+            status=r.status,
+            reported_at=ms_to_datetime(r.reported_ms),
+            note=r.note,
+            immobilise_requested_at=_at(r.immobilise_requested_ms),
+            immobilise_command_id=r.immobilise_command_id,
+            recovered_at=_at(r.recovered_ms),
+            recovery_note=r.recovery_note,
+            track=None
+            if track is None
+            else [
+                TrackPointPublic(
+                    seq=p.seq,
+                    ts=ms_to_datetime(p.ts_ms),
+                    latitude=p.latitude,
+                    longitude=p.longitude,
+                    speed_kmh=p.speed_kmh,
+                )
+                for p in track
+            ],
+        )
 
 
 class ContactCreate(BaseModel):
@@ -167,10 +211,15 @@ class WebhookPublic(BaseModel):
     url: str
     events: list[str]
     active: bool
-    secret: str | None = Field(default=None, description="Only in the answer to creating it: verify "
-                                                         "X-Chelian-Signature (t=<unix s>,v1=<hex HMAC-SHA256 of "
-                                                         "'<t>.<body>'>) with it")
+    secret: str | None = Field(
+        default=None,
+        description="Only in the answer to creating it: verify "
+        "X-Chelian-Signature (t=<unix s>,v1=<hex HMAC-SHA256 of "
+        "'<t>.<body>'>) with it",
+    )
 
     @classmethod
     def of(cls, s: Subscription, *, with_secret: bool = False) -> WebhookPublic:
-        return cls(id=s.id, url=s.url, events=s.events, active=s.active, secret=s.secret if with_secret else None)
+        return cls(
+            id=s.id, url=s.url, events=s.events, active=s.active, secret=s.secret if with_secret else None
+        )

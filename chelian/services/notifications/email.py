@@ -32,9 +32,14 @@ class SmtpConfig:
         e = os.environ if env is None else env
         if not e.get("CHELIAN_SMTP_HOST"):
             return None
-        return cls(e["CHELIAN_SMTP_HOST"], int(e.get("CHELIAN_SMTP_PORT", "25")),
-                   e.get("CHELIAN_SMTP_FROM", "chelian@localhost"), e.get("CHELIAN_SMTP_USER") or None,
-                   e.get("CHELIAN_SMTP_PASSWORD") or None, e.get("CHELIAN_SMTP_STARTTLS", "") in ("1", "true"))
+        return cls(
+            e["CHELIAN_SMTP_HOST"],
+            int(e.get("CHELIAN_SMTP_PORT", "25")),
+            e.get("CHELIAN_SMTP_FROM", "chelian@localhost"),
+            e.get("CHELIAN_SMTP_USER") or None,
+            e.get("CHELIAN_SMTP_PASSWORD") or None,
+            e.get("CHELIAN_SMTP_STARTTLS", "") in ("1", "true"),
+        )
 
 
 def send(config: SmtpConfig, to: str, subject: str, body: str, message_id_hint: str) -> None:

@@ -61,18 +61,27 @@ def email_text(event: DomainEvent) -> dict[str, str]:
     if d.get("latitude") is not None and d.get("longitude") is not None:
         lat, lon = d["latitude"], d["longitude"]
         lines.append(f"Location: {lat:.6f}, {lon:.6f} (https://www.openstreetmap.org/?mlat={lat}&mlon={lon})")
-    for key, label in (("speed_before_kmh", "Speed before impact (km/h)"), ("heading", "Heading (degrees)"),
-                       ("occupants", "Occupants"), ("problem", "Problem"), ("speed_kmh", "Speed (km/h)"),
-                       ("distance_m", "Moved (m)"), ("note", "Note")):
+    for key, label in (
+        ("speed_before_kmh", "Speed before impact (km/h)"),
+        ("heading", "Heading (degrees)"),
+        ("occupants", "Occupants"),
+        ("problem", "Problem"),
+        ("speed_kmh", "Speed (km/h)"),
+        ("distance_m", "Moved (m)"),
+        ("note", "Note"),
+    ):
         if d.get(key) is not None:
             lines.append(f"{label}: {d[key]}")
-    return {"subject": EMAIL_SUBJECT.get(event.name, "{vin}: " + event.name).format(vin=event.vin),
-            "body": "\n".join(lines) + "\n"}
+    return {
+        "subject": EMAIL_SUBJECT.get(event.name, "{vin}: " + event.name).format(vin=event.vin),
+        "body": "\n".join(lines) + "\n",
+    }
 
 
 class Notifier:
-    def __init__(self, engine: Engine, wake: Callable[[], None] = lambda: None,
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self, engine: Engine, wake: Callable[[], None] = lambda: None, clock: Callable[[], int] = now_ms
+    ) -> None:
         self.engine = engine
         self.wake = wake
         """Called after new rows are committed (the worker's prompt to look now)."""
@@ -86,18 +95,41 @@ class Notifier:
     def handle(self, event: DomainEvent) -> None:
         now = self.clock()
         start = max(now, int(event.data.get("notify_after_ms") or now))
-        common = {"event": event.name, "subject": event.data.get("subject"), "next_attempt_ms": start,
-                  "created_ms": now}
+        common = {
+            "event": event.name,
+            "subject": event.data.get("subject"),
+            "next_attempt_ms": start,
+            "created_ms": now,
+        }
         with self.engine.begin() as conn:
             owner_id, owner_email = conn.execute(
-                select(users.c.id, users.c.email).join(vehicles, vehicles.c.owner_id == users.c.id)
-                .where(vehicles.c.id == event.vehicle_id)).one()
-            rows = [{**common, "key": f"webhook:{s.id}:{event.name}:{event.key}", "channel": "webhook",
-                     "target": s.url, "secret": s.secret, "payload": webhook_body(event)}
-                    for s in repo.subscriptions_of(conn, owner_id) if s.wants(event.name)]
+                select(users.c.id, users.c.email)
+                .join(vehicles, vehicles.c.owner_id == users.c.id)
+                .where(vehicles.c.id == event.vehicle_id)
+            ).one()
+            rows = [
+                {
+                    **common,
+                    "key": f"webhook:{s.id}:{event.name}:{event.key}",
+                    "channel": "webhook",
+                    "target": s.url,
+                    "secret": s.secret,
+                    "payload": webhook_body(event),
+                }
+                for s in repo.subscriptions_of(conn, owner_id)
+                if s.wants(event.name)
+            ]
             addresses = self._addresses(conn, owner_id, owner_email, EMAIL_TO.get(event.name, ()))
-            rows += [{**common, "key": f"email:{address}:{event.name}:{event.key}", "channel": "email",
-                      "target": address, "payload": email_text(event)} for address in addresses]
+            rows += [
+                {
+                    **common,
+                    "key": f"email:{address}:{event.name}:{event.key}",
+                    "channel": "email",
+                    "target": address,
+                    "payload": email_text(event),
+                }
+                for address in addresses
+            ]
             added = repo.enqueue(conn, rows)
         if added:
             log.info("notifications_enqueued event=%s vin=%s count=%d", event.name, event.vin, added)

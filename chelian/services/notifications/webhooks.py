@@ -37,7 +37,9 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def verify(secret: str, header: str, body: bytes, *, tolerance_s: int = 300, now: float | None = None) -> bool:
+def verify(
+    secret: str, header: str, body: bytes, *, tolerance_s: int = 300, now: float | None = None
+) -> bool:
     """What a receiver runs: True if `header` signs `body` with `secret` and is recent."""
     try:
         parts = dict(p.split("=", 1) for p in header.split(","))
@@ -52,9 +54,13 @@ def verify(secret: str, header: str, body: bytes, *, tolerance_s: int = 300, now
 
 def deliver(url: str, secret: str, body: bytes, event: str, delivery_key: str) -> None:
     """POST one signed delivery; raises DeliveryError unless the receiver answers 2xx."""
-    headers = {"Content-Type": "application/json", "User-Agent": "chelian-webhooks/1",
-               SIGNATURE_HEADER: sign(secret, int(time.time()), body), EVENT_HEADER: event,
-               DELIVERY_HEADER: delivery_key}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "chelian-webhooks/1",
+        SIGNATURE_HEADER: sign(secret, int(time.time()), body),
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: delivery_key,
+    }
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - owner-chosen URL

@@ -38,7 +38,7 @@ class Backoff:
         """When to try again after the (attempts_so_far + 1)-th failure; None = give up."""
         if attempts_so_far + 1 >= self.max_attempts:
             return None
-        return now + int(min(self.cap_s, self.base_s * 2 ** attempts_so_far) * 1000)
+        return now + int(min(self.cap_s, self.base_s * 2**attempts_so_far) * 1000)
 
 
 def webhook_sender(row: Outgoing) -> None:
@@ -53,8 +53,16 @@ def email_sender(config: email.SmtpConfig) -> Sender:
 
 
 class NotificationWorker:
-    def __init__(self, engine: Engine, senders: dict[str, Sender], *, backoff: Backoff = Backoff(),
-                 poll_s: float = 1.0, batch: int = 50, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        senders: dict[str, Sender],
+        *,
+        backoff: Backoff = Backoff(),
+        poll_s: float = 1.0,
+        batch: int = 50,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.engine = engine
         self.senders = senders
         self.backoff = backoff
@@ -72,6 +80,10 @@ class NotificationWorker:
         if smtp is not None:
             senders["email"] = email_sender(smtp)
         return cls(engine, senders, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def wake(self) -> None:
         self._wake.set()
@@ -113,8 +125,14 @@ class NotificationWorker:
             self.senders[row.channel](row)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, retried with backoff
             retry_at = self.backoff.next_ms(self.clock(), row.attempts)
-            log.warning("notification_failed id=%d channel=%s attempt=%d error=%s retry_at=%s",
-                        row.id, row.channel, row.attempts + 1, exc, retry_at)
+            log.warning(
+                "notification_failed id=%d channel=%s attempt=%d error=%s retry_at=%s",
+                row.id,
+                row.channel,
+                row.attempts + 1,
+                exc,
+                retry_at,
+            )
             with self.engine.begin() as conn:
                 repo.mark_failed_attempt(conn, row.id, str(exc), retry_at)
             return

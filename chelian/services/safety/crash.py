@@ -102,13 +102,21 @@ class CrashDetector:
         recent = [s for t, s in car.speeds if ts_ms - self.rules.before_ms <= t <= ts_ms]
         return max(recent) if recent else None
 
-    def _impact(self, car: _Car, row: TelemetryRows, speed: float | None,
-                speed_before: float | None) -> Detection | None:
+    def _impact(
+        self, car: _Car, row: TelemetryRows, speed: float | None, speed_before: float | None
+    ) -> Detection | None:
         r = self.rules
-        accel = max((abs(a) for a in (num(row, n.ACCEL_LONGITUDINAL), num(row, n.ACCEL_LATERAL)) if a is not None),
-                    default=0.0)
+        accel = max(
+            (abs(a) for a in (num(row, n.ACCEL_LONGITUDINAL), num(row, n.ACCEL_LATERAL)) if a is not None),
+            default=0.0,
+        )
         if accel >= r.accel_threshold and car.spike is None:
-            car.spike = (row.seq, row.ts_ms, accel, speed_before if speed_before is not None else (speed or 0.0))
+            car.spike = (
+                row.seq,
+                row.ts_ms,
+                accel,
+                speed_before if speed_before is not None else (speed or 0.0),
+            )
         if car.spike is None:
             return None
         seq, spike_ms, peak, before = car.spike
@@ -117,15 +125,31 @@ class CrashDetector:
             return None
         if speed is not None and speed <= r.stopped_kmh and before >= r.min_speed_kmh:
             car.spike = None
-            return self._detection(car, row, "impact", before,
-                                   {"peak_acceleration": peak, "spike_seq": seq, "spike_ts_ms": spike_ms})
+            return self._detection(
+                car,
+                row,
+                "impact",
+                before,
+                {"peak_acceleration": peak, "spike_seq": seq, "spike_ts_ms": spike_ms},
+            )
         return None
 
-    def _detection(self, car: _Car, row: TelemetryRows, cause: str, speed_before: float | None,
-                   detail: dict[str, Any]) -> Detection:
+    def _detection(
+        self, car: _Car, row: TelemetryRows, cause: str, speed_before: float | None, detail: dict[str, Any]
+    ) -> Detection:
         occupants = sum(car.occupied.values()) if car.occupied else None
-        return Detection(row.vehicle_id, row.seq, row.ts_ms, cause, speed_before, car.latitude, car.longitude,
-                         car.heading, occupants, detail)
+        return Detection(
+            row.vehicle_id,
+            row.seq,
+            row.ts_ms,
+            cause,
+            speed_before,
+            car.latitude,
+            car.longitude,
+            car.heading,
+            occupants,
+            detail,
+        )
 
 
 def detection_from_event(event: EventRow) -> Detection:
@@ -139,10 +163,18 @@ def detection_from_event(event: EventRow) -> Detection:
         return None
 
     occupants = d.get("occupants")
-    return Detection(event.vehicle_id, event.seq, event.ts_ms, "car_event", f("speed_before", "speed"),
-                     f("lat", "latitude"), f("lon", "longitude"), f("heading"),
-                     occupants if isinstance(occupants, int) and not isinstance(occupants, bool) else None,
-                     {"event_type": event.type, **{k: v for k, v in d.items() if k in ("severity", "source")}})
+    return Detection(
+        event.vehicle_id,
+        event.seq,
+        event.ts_ms,
+        "car_event",
+        f("speed_before", "speed"),
+        f("lat", "latitude"),
+        f("lon", "longitude"),
+        f("heading"),
+        occupants if isinstance(occupants, int) and not isinstance(occupants, bool) else None,
+        {"event_type": event.type, **{k: v for k, v in d.items() if k in ("severity", "source")}},
+    )
 
 
 class CrashObserver:

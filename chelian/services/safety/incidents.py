@@ -30,7 +30,13 @@ from chelian.storage.tables import latest_state
 
 log = logging.getLogger("chelian.safety.incidents")
 
-OPEN, ACKNOWLEDGED, DISPATCHED, CLOSED, CANCELLED = "open", "acknowledged", "dispatched", "closed", "cancelled"
+OPEN, ACKNOWLEDGED, DISPATCHED, CLOSED, CANCELLED = (
+    "open",
+    "acknowledged",
+    "dispatched",
+    "closed",
+    "cancelled",
+)
 
 TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
     "acknowledge": (frozenset({OPEN}), ACKNOWLEDGED, n.INCIDENT_ACKNOWLEDGED),
@@ -40,7 +46,12 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
 }
 """action -> (states it may start from, state it leads to, event it announces)."""
 
-_FALLBACK = {"latitude": n.LATITUDE, "longitude": n.LONGITUDE, "heading": n.HEADING, "speed_before_kmh": n.SPEED}
+_FALLBACK = {
+    "latitude": n.LATITUDE,
+    "longitude": n.LONGITUDE,
+    "heading": n.HEADING,
+    "speed_before_kmh": n.SPEED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +74,15 @@ def subject(incident_id: int) -> str:
 
 
 class IncidentService:
-    def __init__(self, engine: Engine, announcer: Announcer, *, grace_ms: int = 30_000, window_ms: int = 120_000,
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        announcer: Announcer,
+        *,
+        grace_ms: int = 30_000,
+        window_ms: int = 120_000,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.engine = engine
         self.announcer = announcer
         self.grace_ms = grace_ms
@@ -80,46 +98,86 @@ class IncidentService:
         with self.engine.begin() as conn:
             existing = repo.in_window(conn, d.vehicle_id, d.ts_ms, self.window_ms)
             if existing is not None:
-                repo.add_update(conn, existing.id, now, existing.status, "car",
-                                f"further crash signal: {d.cause} (message {d.seq})")
+                repo.add_update(
+                    conn,
+                    existing.id,
+                    now,
+                    existing.status,
+                    "car",
+                    f"further crash signal: {d.cause} (message {d.seq})",
+                )
                 return None
-            known = {**self._last_known(conn, d.vehicle_id), **{k: v for k, v in asdict(d).items() if v is not None}}
-            incident = repo.insert_incident(conn, dict(
-                vehicle_id=d.vehicle_id, key=cause_key, kind="crash", cause=d.cause, status=OPEN,
-                detected_ms=d.ts_ms, opened_ms=now, grace_until_ms=now + self.grace_ms, updated_ms=now,
-                latitude=known.get("latitude"), longitude=known.get("longitude"),
-                speed_before_kmh=known.get("speed_before_kmh"), heading=known.get("heading"),
-                occupants=d.occupants, data={"detail": d.detail, "seq": d.seq}))
+            known = {
+                **self._last_known(conn, d.vehicle_id),
+                **{k: v for k, v in asdict(d).items() if v is not None},
+            }
+            incident = repo.insert_incident(
+                conn,
+                dict(
+                    vehicle_id=d.vehicle_id,
+                    key=cause_key,
+                    kind="crash",
+                    cause=d.cause,
+                    status=OPEN,
+                    detected_ms=d.ts_ms,
+                    opened_ms=now,
+                    grace_until_ms=now + self.grace_ms,
+                    updated_ms=now,
+                    latitude=known.get("latitude"),
+                    longitude=known.get("longitude"),
+                    speed_before_kmh=known.get("speed_before_kmh"),
+                    heading=known.get("heading"),
+                    occupants=d.occupants,
+                    data={"detail": d.detail, "seq": d.seq},
+                ),
+            )
             if incident is None:
                 return None
             repo.add_update(conn, incident.id, now, OPEN, "car", f"crash detected ({d.cause})")
         log.warning("crash_detected vin=%s incident=%d cause=%s", vin, incident.id, d.cause)
         data = self.describe(incident)
         self.announcer.publish(n.CRASH_DETECTED, d.vehicle_id, d.ts_ms, cause_key, data)
-        self.announcer.publish(n.INCIDENT_OPENED, d.vehicle_id, d.ts_ms, f"incident:{incident.id}:opened",
-                               {**data, "notify_after_ms": incident.grace_until_ms})
+        self.announcer.publish(
+            n.INCIDENT_OPENED,
+            d.vehicle_id,
+            d.ts_ms,
+            f"incident:{incident.id}:opened",
+            {**data, "notify_after_ms": incident.grace_until_ms},
+        )
         return incident
 
     def _last_known(self, conn: Any, vehicle_id: int) -> dict[str, float]:
         """Where the car was, from latest state, for what the detection itself did not carry."""
-        rows = conn.execute(select(latest_state.c.path, latest_state.c.value_num).where(
-            latest_state.c.vehicle_id == vehicle_id, latest_state.c.path.in_(list(_FALLBACK.values()))))
+        rows = conn.execute(
+            select(latest_state.c.path, latest_state.c.value_num).where(
+                latest_state.c.vehicle_id == vehicle_id, latest_state.c.path.in_(list(_FALLBACK.values()))
+            )
+        )
         by_path = dict(rows.all())
         return {k: by_path[p] for k, p in _FALLBACK.items() if by_path.get(p) is not None}
 
     def cancel_by_car(self, vehicle_id: int, seq: int, ts_ms: int) -> Incident | None:
         """The car's `crash_cancelled`: cancels its newest open incident still in its grace period."""
         with self.engine.connect() as conn:
-            candidates = [i for i in repo.for_vehicle(conn, vehicle_id, 5, status=OPEN)
-                          if i.grace_until_ms >= self.clock()]
+            candidates = [
+                i
+                for i in repo.for_vehicle(conn, vehicle_id, 5, status=OPEN)
+                if i.grace_until_ms >= self.clock()
+            ]
         if not candidates:
-            log.info("crash_cancel_ignored vehicle_id=%d seq=%d: nothing open within its grace period",
-                     vehicle_id, seq)
+            log.info(
+                "crash_cancel_ignored vehicle_id=%d seq=%d: nothing open within its grace period",
+                vehicle_id,
+                seq,
+            )
             return None
-        return self.transition(vehicle_id, candidates[0].id, "cancel", "car", f"cancelled by the car (message {seq})")
+        return self.transition(
+            vehicle_id, candidates[0].id, "cancel", "car", f"cancelled by the car (message {seq})"
+        )
 
-    def transition(self, vehicle_id: int, incident_id: int, action: str, actor: str,
-                   note: str | None = None) -> Incident:
+    def transition(
+        self, vehicle_id: int, incident_id: int, action: str, actor: str, note: str | None = None
+    ) -> Incident:
         allowed_from, status, event = TRANSITIONS[action]
         now = self.clock()
         with self.engine.begin() as conn:
@@ -127,7 +185,9 @@ class IncidentService:
             if incident is None:
                 raise NotFoundError(f"no incident {incident_id} for this car")
             if action == "cancel" and incident.grace_until_ms < now:
-                raise ConflictError("the grace period for cancelling is over: close the incident with a note instead")
+                raise ConflictError(
+                    "the grace period for cancelling is over: close the incident with a note instead"
+                )
             if not repo.set_status(conn, incident_id, allowed_from, status, now):
                 raise ConflictError(f"cannot {action} an incident that is {incident.status}")
             repo.add_update(conn, incident_id, now, status, actor, note)
@@ -135,8 +195,13 @@ class IncidentService:
                 notifications.cancel_subject(conn, subject(incident_id))
             incident = repo.get(conn, vehicle_id, incident_id)
         assert incident is not None
-        self.announcer.publish(event, vehicle_id, now, f"incident:{incident_id}:{status}",
-                               {**self.describe(incident), "note": note, "actor": actor})
+        self.announcer.publish(
+            event,
+            vehicle_id,
+            now,
+            f"incident:{incident_id}:{status}",
+            {**self.describe(incident), "note": note, "actor": actor},
+        )
         return incident
 
     def add_note(self, vehicle_id: int, incident_id: int, actor: str, note: str) -> Incident:
@@ -150,7 +215,16 @@ class IncidentService:
 
     def describe(self, i: Incident) -> dict[str, Any]:
         """What notifications say about an incident (also the webhook payload's `data`)."""
-        return {"incident_id": i.id, "subject": subject(i.id), "status": i.status, "cause": i.cause,
-                "detected_ms": i.detected_ms, "latitude": i.latitude, "longitude": i.longitude,
-                "speed_before_kmh": i.speed_before_kmh, "heading": i.heading, "occupants": i.occupants,
-                "grace_until_ms": i.grace_until_ms}
+        return {
+            "incident_id": i.id,
+            "subject": subject(i.id),
+            "status": i.status,
+            "cause": i.cause,
+            "detected_ms": i.detected_ms,
+            "latitude": i.latitude,
+            "longitude": i.longitude,
+            "speed_before_kmh": i.speed_before_kmh,
+            "heading": i.heading,
+            "occupants": i.occupants,
+            "grace_until_ms": i.grace_until_ms,
+        }

@@ -38,15 +38,31 @@ class SafetyServices:
     observers: list[CommitObserver]
 
     @classmethod
-    def build(cls, engine: Engine, bus: EventBus, catalog: Catalog, *,
-              commands: Callable[[], CommandCreator | None] = lambda: None, grace_ms: int = 30_000,
-              rules: CrashRules = CrashRules()) -> SafetyServices:
+    def build(
+        cls,
+        engine: Engine,
+        bus: EventBus,
+        catalog: Catalog,
+        *,
+        commands: Callable[[], CommandCreator | None] = lambda: None,
+        grace_ms: int = 30_000,
+        rules: CrashRules | None = None,
+    ) -> SafetyServices:
         announcer = Announcer(engine, bus)
         incidents = IncidentService(engine, announcer, grace_ms=grace_ms)
         roadside = RoadsideService(engine, announcer, catalog)
         notifier = Notifier(engine)
         notifier.subscribe(bus)
-        observers: list[CommitObserver] = [CrashObserver(incidents, rules), RoadsideObserver(roadside),
-                                           TheftObserver(engine, announcer)]
-        return cls(incidents, roadside, TheftService(engine, announcer, commands), ContactService(engine), notifier,
-                   observers)
+        observers: list[CommitObserver] = [
+            CrashObserver(incidents, rules or CrashRules()),
+            RoadsideObserver(roadside),
+            TheftObserver(engine, announcer),
+        ]
+        return cls(
+            incidents,
+            roadside,
+            TheftService(engine, announcer, commands),
+            ContactService(engine),
+            notifier,
+            observers,
+        )

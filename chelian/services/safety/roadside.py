@@ -50,15 +50,24 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str, str]] = {
 
 
 class RoadsideService:
-    def __init__(self, engine: Engine, announcer: Announcer, catalog: Catalog,
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self, engine: Engine, announcer: Announcer, catalog: Catalog, clock: Callable[[], int] = now_ms
+    ) -> None:
         self.engine = engine
         self.announcer = announcer
         self.catalog = catalog
         self.clock = clock
 
-    def request(self, vehicle_id: int, problem: str, source: str, key: str | None = None,
-                latitude: float | None = None, longitude: float | None = None, note: str | None = None) -> Ticket:
+    def request(
+        self,
+        vehicle_id: int,
+        problem: str,
+        source: str,
+        key: str | None = None,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        note: str | None = None,
+    ) -> Ticket:
         """Open a ticket; a repeated `key` (a redelivered car event) returns the existing one."""
         if problem not in PROBLEMS:
             raise ValidationError(f"problem must be one of {', '.join(PROBLEMS)}, got {problem!r}")
@@ -68,9 +77,21 @@ class RoadsideService:
             health, position = self._health(conn, vehicle_id)
             if latitude is None or longitude is None:
                 latitude, longitude = position
-            ticket = repo.insert_ticket(conn, dict(vehicle_id=vehicle_id, key=key, source=source, problem=problem,
-                                                   status=OPEN, latitude=latitude, longitude=longitude,
-                                                   health=health, created_ms=now, updated_ms=now))
+            ticket = repo.insert_ticket(
+                conn,
+                dict(
+                    vehicle_id=vehicle_id,
+                    key=key,
+                    source=source,
+                    problem=problem,
+                    status=OPEN,
+                    latitude=latitude,
+                    longitude=longitude,
+                    health=health,
+                    created_ms=now,
+                    updated_ms=now,
+                ),
+            )
             if ticket is None:
                 raise ConflictError(f"roadside request {key} was already made")
             repo.add_update(conn, ticket.id, now, OPEN, source, None, note)
@@ -80,9 +101,11 @@ class RoadsideService:
     def _health(self, conn: Any, vehicle_id: int) -> tuple[dict[str, Any], tuple[float | None, float | None]]:
         """The health snapshot, and the car's last position (used when the request has none)."""
         paths = [*HEALTH_SIGNALS, n.LATITUDE, n.LONGITUDE]
-        rows = conn.execute(select(latest_state.c.path, latest_state.c.ts_ms, latest_state.c.value_num,
-                                   latest_state.c.value_text)
-                            .where(latest_state.c.vehicle_id == vehicle_id, latest_state.c.path.in_(paths)))
+        rows = conn.execute(
+            select(
+                latest_state.c.path, latest_state.c.ts_ms, latest_state.c.value_num, latest_state.c.value_text
+            ).where(latest_state.c.vehicle_id == vehicle_id, latest_state.c.path.in_(paths))
+        )
         found: dict[str, Any] = {}
         for path, ts_ms, num, text in rows:
             signal = self.catalog.get(path)
@@ -91,8 +114,15 @@ class RoadsideService:
         lat, lon = found.pop(n.LATITUDE, None), found.pop(n.LONGITUDE, None)
         return found, ((lat["value"], lon["value"]) if lat and lon else (None, None))
 
-    def transition(self, vehicle_id: int, ticket_id: int, action: str, actor: str, note: str | None = None,
-                   assignee: str | None = None) -> Ticket:
+    def transition(
+        self,
+        vehicle_id: int,
+        ticket_id: int,
+        action: str,
+        actor: str,
+        note: str | None = None,
+        assignee: str | None = None,
+    ) -> Ticket:
         allowed_from, status, event = TRANSITIONS[action]
         if action == "assign" and not assignee:
             raise ValidationError("assign needs an assignee (who is coming)")
@@ -106,14 +136,23 @@ class RoadsideService:
             repo.add_update(conn, ticket_id, now, status, actor, assignee, note)
             ticket = repo.get(conn, vehicle_id, ticket_id)
         assert ticket is not None
-        self.announcer.publish(event, vehicle_id, now, f"roadside:{ticket_id}:{status}:{now}",
-                               self.describe(ticket, note=note))
+        self.announcer.publish(
+            event, vehicle_id, now, f"roadside:{ticket_id}:{status}:{now}", self.describe(ticket, note=note)
+        )
         return ticket
 
     @staticmethod
     def describe(t: Ticket, **extra: Any) -> dict[str, Any]:
-        return {"ticket_id": t.id, "problem": t.problem, "status": t.status, "assignee": t.assignee,
-                "latitude": t.latitude, "longitude": t.longitude, "source": t.source, **extra}
+        return {
+            "ticket_id": t.id,
+            "problem": t.problem,
+            "status": t.status,
+            "assignee": t.assignee,
+            "latitude": t.latitude,
+            "longitude": t.longitude,
+            "source": t.source,
+            **extra,
+        }
 
 
 class RoadsideObserver:
@@ -131,9 +170,14 @@ class RoadsideObserver:
             lat, lon = d.get("lat"), d.get("lon")
             position_ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon))
             try:
-                self.service.request(event.vehicle_id, problem, "car",
-                                     key=f"roadside:{self.service.announcer.vin(event.vehicle_id)}:{event.seq}",
-                                     latitude=lat if position_ok else None, longitude=lon if position_ok else None,
-                                     note=d.get("note") if isinstance(d.get("note"), str) else None)
+                self.service.request(
+                    event.vehicle_id,
+                    problem,
+                    "car",
+                    key=f"roadside:{self.service.announcer.vin(event.vehicle_id)}:{event.seq}",
+                    latitude=lat if position_ok else None,
+                    longitude=lon if position_ok else None,
+                    note=d.get("note") if isinstance(d.get("note"), str) else None,
+                )
             except ConflictError:
                 pass  # the same request seen again

@@ -41,13 +41,25 @@ PARKED_STATES = frozenset({"OFF", "LOCK"})
 class CommandCreator(Protocol):
     """The part of chelian.services.commands.lifecycle.CommandService used here."""
 
-    def create(self, vehicle: Vehicle, user_id: int, type_: str, args: dict[str, Any],
-               expires_in_s: int | None = None, idempotency_key: str | None = None) -> tuple[Any, bool]: ...
+    def create(
+        self,
+        vehicle: Vehicle,
+        user_id: int,
+        type_: str,
+        args: dict[str, Any],
+        expires_in_s: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Any, bool]: ...
 
 
 class TheftService:
-    def __init__(self, engine: Engine, announcer: Announcer, commands: Callable[[], CommandCreator | None],
-                 clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        announcer: Announcer,
+        commands: Callable[[], CommandCreator | None],
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self.engine = engine
         self.announcer = announcer
         self.commands = commands
@@ -60,8 +72,13 @@ class TheftService:
             if repo.active(conn, vehicle.id) is not None:
                 raise ConflictError(f"{vehicle.vin} is already reported stolen")
             report = repo.create(conn, vehicle.id, user_id, note, now)
-        self.announcer.publish(n.VEHICLE_REPORTED_STOLEN, vehicle.id, now, f"stolen:{report.id}:reported",
-                               {"report_id": report.id, "note": note})
+        self.announcer.publish(
+            n.VEHICLE_REPORTED_STOLEN,
+            vehicle.id,
+            now,
+            f"stolen:{report.id}:reported",
+            {"report_id": report.id, "note": note},
+        )
         return report
 
     def current(self, vehicle: Vehicle) -> tuple[TheftReport, list[TrackPoint]]:
@@ -76,26 +93,44 @@ class TheftService:
         report = self._active(vehicle)
         commands, command_id = self.commands(), None
         if commands is not None:
-            command, _created = commands.create(vehicle, user_id, "immobilise", {},
-                                                idempotency_key=f"theft:{report.id}:immobilise")
+            command, _created = commands.create(
+                vehicle, user_id, "immobilise", {}, idempotency_key=f"theft:{report.id}:immobilise"
+            )
             command_id = command.id
         else:
-            log.warning("immobilise_not_sent vin=%s report=%d: no command service in this process",
-                        vehicle.vin, report.id)
+            log.warning(
+                "immobilise_not_sent vin=%s report=%d: no command service in this process",
+                vehicle.vin,
+                report.id,
+            )
         now = self.clock()
         with self.engine.begin() as conn:
-            repo.set_values(conn, report.id, immobilise_requested_ms=report.immobilise_requested_ms or now,
-                            immobilise_command_id=command_id or report.immobilise_command_id)
-        self.announcer.publish(n.IMMOBILISE_REQUESTED, vehicle.id, now, f"stolen:{report.id}:immobilise",
-                               {"report_id": report.id, "command_id": command_id})
+            repo.set_values(
+                conn,
+                report.id,
+                immobilise_requested_ms=report.immobilise_requested_ms or now,
+                immobilise_command_id=command_id or report.immobilise_command_id,
+            )
+        self.announcer.publish(
+            n.IMMOBILISE_REQUESTED,
+            vehicle.id,
+            now,
+            f"stolen:{report.id}:immobilise",
+            {"report_id": report.id, "command_id": command_id},
+        )
         return self._latest(vehicle)
 
     def recover(self, vehicle: Vehicle, note: str | None) -> TheftReport:
         report, now = self._active(vehicle), self.clock()
         with self.engine.begin() as conn:
             repo.set_values(conn, report.id, status=RECOVERED, recovered_ms=now, recovery_note=note)
-        self.announcer.publish(n.VEHICLE_RECOVERED, vehicle.id, now, f"stolen:{report.id}:recovered",
-                               {"report_id": report.id, "note": note})
+        self.announcer.publish(
+            n.VEHICLE_RECOVERED,
+            vehicle.id,
+            now,
+            f"stolen:{report.id}:recovered",
+            {"report_id": report.id, "note": note},
+        )
         return self._latest(vehicle)
 
     def _active(self, vehicle: Vehicle) -> TheftReport:
@@ -151,7 +186,9 @@ class MovementGuard:
         if not (car.locked and car.power in PARKED_STATES):
             car.spot, car.alerted = None, False
             return None
-        here = (car.latitude, car.longitude) if car.latitude is not None and car.longitude is not None else None
+        here = (
+            (car.latitude, car.longitude) if car.latitude is not None and car.longitude is not None else None
+        )
         if car.spot is None:
             car.spot = here
         speed = num(row, n.SPEED)
@@ -177,8 +214,13 @@ class TheftObserver:
         for movement in filter(None, map(self.guard.feed, rows)):
             vin = self.announcer.vin(movement.vehicle_id)
             log.warning("unauthorised_movement_detected vin=%s seq=%d", vin, movement.seq)
-            self.announcer.publish(n.UNAUTHORISED_MOVEMENT_DETECTED, movement.vehicle_id, movement.ts_ms,
-                                   f"unauthorised:{vin}:{movement.seq}", _public(movement))
+            self.announcer.publish(
+                n.UNAUTHORISED_MOVEMENT_DETECTED,
+                movement.vehicle_id,
+                movement.ts_ms,
+                f"unauthorised:{vin}:{movement.seq}",
+                _public(movement),
+            )
         self._track([r for r in rows if n.LATITUDE in r.samples and n.LONGITUDE in r.samples])
 
     def _track(self, positioned: list[TelemetryRows]) -> None:
@@ -200,11 +242,24 @@ class TheftObserver:
                 continue
             self._announced[stolen[vehicle_id]] = (p.latitude, p.longitude)
             vin = self.announcer.vin(vehicle_id)
-            self.announcer.publish(n.STOLEN_VEHICLE_MOVED, vehicle_id, p.ts_ms, f"stolen:{vin}:{p.seq}",
-                                   {"report_id": stolen[vehicle_id], "latitude": p.latitude,
-                                    "longitude": p.longitude, "speed_kmh": p.speed_kmh})
+            self.announcer.publish(
+                n.STOLEN_VEHICLE_MOVED,
+                vehicle_id,
+                p.ts_ms,
+                f"stolen:{vin}:{p.seq}",
+                {
+                    "report_id": stolen[vehicle_id],
+                    "latitude": p.latitude,
+                    "longitude": p.longitude,
+                    "speed_kmh": p.speed_kmh,
+                },
+            )
 
 
 def _public(m: Movement) -> dict[str, Any]:
-    return {"latitude": m.latitude, "longitude": m.longitude, "speed_kmh": m.speed_kmh,
-            "distance_m": None if m.distance_m is None else round(m.distance_m, 1)}
+    return {
+        "latitude": m.latitude,
+        "longitude": m.longitude,
+        "speed_kmh": m.speed_kmh,
+        "distance_m": None if m.distance_m is None else round(m.distance_m, 1),
+    }

@@ -45,9 +45,16 @@ class Update:
 def in_window(conn: Connection, vehicle_id: int, ts_ms: int, window_ms: int) -> Incident | None:
     """The car's incident detected within `window_ms` of `ts_ms`, if any (the same crash)."""
     t = incidents
-    row = conn.execute(select(t).where(t.c.vehicle_id == vehicle_id, t.c.detected_ms >= ts_ms - window_ms,
-                                       t.c.detected_ms <= ts_ms + window_ms)
-                       .order_by(t.c.detected_ms).limit(1)).first()
+    row = conn.execute(
+        select(t)
+        .where(
+            t.c.vehicle_id == vehicle_id,
+            t.c.detected_ms >= ts_ms - window_ms,
+            t.c.detected_ms <= ts_ms + window_ms,
+        )
+        .order_by(t.c.detected_ms)
+        .limit(1)
+    ).first()
     return Incident(*row) if row else None
 
 
@@ -64,8 +71,9 @@ def by_key(conn: Connection, key: str) -> Incident | None:
 
 
 def get(conn: Connection, vehicle_id: int, incident_id: int) -> Incident | None:
-    row = conn.execute(select(incidents).where(incidents.c.id == incident_id,
-                                               incidents.c.vehicle_id == vehicle_id)).first()
+    row = conn.execute(
+        select(incidents).where(incidents.c.id == incident_id, incidents.c.vehicle_id == vehicle_id)
+    ).first()
     return Incident(*row) if row else None
 
 
@@ -76,19 +84,34 @@ def for_vehicle(conn: Connection, vehicle_id: int, limit: int, status: str | Non
     return [Incident(*r) for r in conn.execute(q.order_by(incidents.c.detected_ms.desc()).limit(limit))]
 
 
-def set_status(conn: Connection, incident_id: int, allowed_from: Collection[str], status: str, now: int) -> bool:
+def set_status(
+    conn: Connection, incident_id: int, allowed_from: Collection[str], status: str, now: int
+) -> bool:
     """Move to `status` only from one of `allowed_from` (a compare-and-set: concurrent
     requests cannot both win); False when the incident was in another state."""
     t = incidents
-    return conn.execute(update(t).where(t.c.id == incident_id, t.c.status.in_(list(allowed_from)))
-                        .values(status=status, updated_ms=now)).rowcount == 1
+    return (
+        conn.execute(
+            update(t)
+            .where(t.c.id == incident_id, t.c.status.in_(list(allowed_from)))
+            .values(status=status, updated_ms=now)
+        ).rowcount
+        == 1
+    )
 
 
-def add_update(conn: Connection, incident_id: int, ts_ms: int, status: str, actor: str, note: str | None) -> None:
-    conn.execute(insert(incident_updates).values(incident_id=incident_id, ts_ms=ts_ms, status=status, actor=actor,
-                                                 note=note))
+def add_update(
+    conn: Connection, incident_id: int, ts_ms: int, status: str, actor: str, note: str | None
+) -> None:
+    conn.execute(
+        insert(incident_updates).values(
+            incident_id=incident_id, ts_ms=ts_ms, status=status, actor=actor, note=note
+        )
+    )
 
 
 def updates(conn: Connection, incident_id: int) -> list[Update]:
     t = incident_updates
-    return [Update(*r) for r in conn.execute(select(t).where(t.c.incident_id == incident_id).order_by(t.c.id))]
+    return [
+        Update(*r) for r in conn.execute(select(t).where(t.c.incident_id == incident_id).order_by(t.c.id))
+    ]

@@ -73,16 +73,24 @@ def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str
 
 # --- contacts ----------------------------------------------------------------------------
 
-def add_contact(conn: Connection, owner_id: int, name: str, email: str | None, phone: str | None,
-                now: int) -> Contact:
-    cid = conn.execute(insert(emergency_contacts).values(owner_id=owner_id, name=name, email=email, phone=phone,
-                                                         created_ms=now).returning(emergency_contacts.c.id)).scalar_one()
+
+def add_contact(
+    conn: Connection, owner_id: int, name: str, email: str | None, phone: str | None, now: int
+) -> Contact:
+    cid = conn.execute(
+        insert(emergency_contacts)
+        .values(owner_id=owner_id, name=name, email=email, phone=phone, created_ms=now)
+        .returning(emergency_contacts.c.id)
+    ).scalar_one()
     return Contact(cid, owner_id, name, email, phone, now)
 
 
 def contacts_of(conn: Connection, owner_id: int) -> list[Contact]:
-    rows = conn.execute(select(emergency_contacts).where(emergency_contacts.c.owner_id == owner_id)
-                        .order_by(emergency_contacts.c.id))
+    rows = conn.execute(
+        select(emergency_contacts)
+        .where(emergency_contacts.c.owner_id == owner_id)
+        .order_by(emergency_contacts.c.id)
+    )
     return [Contact(*r) for r in rows]
 
 
@@ -93,17 +101,23 @@ def delete_contact(conn: Connection, owner_id: int, contact_id: int) -> bool:
 
 # --- webhook subscriptions ----------------------------------------------------------------
 
-def add_subscription(conn: Connection, owner_id: int, url: str, secret: str, events: list[str],
-                     now: int) -> Subscription:
-    sid = conn.execute(insert(webhook_subscriptions).values(owner_id=owner_id, url=url, secret=secret, events=events,
-                                                            active=True, created_ms=now)
-                       .returning(webhook_subscriptions.c.id)).scalar_one()
+
+def add_subscription(
+    conn: Connection, owner_id: int, url: str, secret: str, events: list[str], now: int
+) -> Subscription:
+    sid = conn.execute(
+        insert(webhook_subscriptions)
+        .values(owner_id=owner_id, url=url, secret=secret, events=events, active=True, created_ms=now)
+        .returning(webhook_subscriptions.c.id)
+    ).scalar_one()
     return Subscription(sid, owner_id, url, secret, events, True, now)
 
 
 def subscriptions_of(conn: Connection, owner_id: int) -> list[Subscription]:
     t = webhook_subscriptions
-    return [Subscription(*r) for r in conn.execute(select(t).where(t.c.owner_id == owner_id).order_by(t.c.id))]
+    return [
+        Subscription(*r) for r in conn.execute(select(t).where(t.c.owner_id == owner_id).order_by(t.c.id))
+    ]
 
 
 def delete_subscription(conn: Connection, owner_id: int, subscription_id: int) -> bool:
@@ -112,6 +126,7 @@ def delete_subscription(conn: Connection, owner_id: int, subscription_id: int) -
 
 
 # --- outbox -------------------------------------------------------------------------------
+
 
 def enqueue(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
     """Add notifications (dicts of outbox columns); those whose key exists are skipped."""
@@ -122,15 +137,22 @@ def enqueue(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
 def due(conn: Connection, now: int, limit: int, channels: list[str]) -> list[Outgoing]:
     """Pending rows of `channels` whose time has come, oldest first."""
     t = notification_outbox
-    rows = conn.execute(select(t).where(t.c.status == PENDING, t.c.next_attempt_ms <= now, t.c.channel.in_(channels))
-                        .order_by(t.c.next_attempt_ms, t.c.id).limit(limit))
+    rows = conn.execute(
+        select(t)
+        .where(t.c.status == PENDING, t.c.next_attempt_ms <= now, t.c.channel.in_(channels))
+        .order_by(t.c.next_attempt_ms, t.c.id)
+        .limit(limit)
+    )
     return [Outgoing(*r) for r in rows]
 
 
 def mark_sent(conn: Connection, outgoing_id: int, now: int) -> None:
     t = notification_outbox
-    conn.execute(update(t).where(t.c.id == outgoing_id, t.c.status == PENDING)
-                 .values(status=SENT, sent_ms=now, attempts=t.c.attempts + 1, last_error=None))
+    conn.execute(
+        update(t)
+        .where(t.c.id == outgoing_id, t.c.status == PENDING)
+        .values(status=SENT, sent_ms=now, attempts=t.c.attempts + 1, last_error=None)
+    )
 
 
 def mark_failed_attempt(conn: Connection, outgoing_id: int, error: str, next_attempt_ms: int | None) -> None:
@@ -144,8 +166,9 @@ def mark_failed_attempt(conn: Connection, outgoing_id: int, error: str, next_att
 def cancel_subject(conn: Connection, subject: str) -> int:
     """Withdraw every still-pending notification about `subject` (a cancelled false alarm)."""
     t = notification_outbox
-    return conn.execute(update(t).where(t.c.subject == subject, t.c.status == PENDING)
-                        .values(status=CANCELLED)).rowcount
+    return conn.execute(
+        update(t).where(t.c.subject == subject, t.c.status == PENDING).values(status=CANCELLED)
+    ).rowcount
 
 
 def for_subject(conn: Connection, subject: str) -> list[Outgoing]:

@@ -37,9 +37,11 @@ class TrackPoint:
 
 
 def create(conn: Connection, vehicle_id: int, user_id: int, note: str | None, now: int) -> TheftReport:
-    rid = conn.execute(insert(theft_reports).values(vehicle_id=vehicle_id, status=ACTIVE, reported_by=user_id,
-                                                    reported_ms=now, note=note)
-                       .returning(theft_reports.c.id)).scalar_one()
+    rid = conn.execute(
+        insert(theft_reports)
+        .values(vehicle_id=vehicle_id, status=ACTIVE, reported_by=user_id, reported_ms=now, note=note)
+        .returning(theft_reports.c.id)
+    ).scalar_one()
     return TheftReport(rid, vehicle_id, ACTIVE, user_id, now, note, None, None, None, None)
 
 
@@ -52,7 +54,9 @@ def active(conn: Connection, vehicle_id: int) -> TheftReport | None:
 def active_by_vehicle(conn: Connection, vehicle_ids: list[int]) -> dict[int, int]:
     """vehicle id -> active report id, for those of `vehicle_ids` reported stolen."""
     t = theft_reports
-    rows = conn.execute(select(t.c.vehicle_id, t.c.id).where(t.c.status == ACTIVE, t.c.vehicle_id.in_(vehicle_ids)))
+    rows = conn.execute(
+        select(t.c.vehicle_id, t.c.id).where(t.c.status == ACTIVE, t.c.vehicle_id.in_(vehicle_ids))
+    )
     return {vid: rid for vid, rid in rows}
 
 
@@ -64,18 +68,34 @@ def latest(conn: Connection, vehicle_id: int) -> TheftReport | None:
 
 def set_values(conn: Connection, report_id: int, **values: Any) -> bool:
     t = theft_reports
-    return conn.execute(update(t).where(t.c.id == report_id, t.c.status == ACTIVE).values(**values)).rowcount == 1
+    return (
+        conn.execute(update(t).where(t.c.id == report_id, t.c.status == ACTIVE).values(**values)).rowcount
+        == 1
+    )
 
 
 def add_points(conn: Connection, report_id: int, points: list[TrackPoint]) -> int:
     """Store positions; a redelivered seq is skipped (returns how many were new)."""
-    rows = [{"report_id": report_id, "seq": p.seq, "ts_ms": p.ts_ms, "latitude": p.latitude,
-             "longitude": p.longitude, "speed_kmh": p.speed_kmh} for p in points]
+    rows = [
+        {
+            "report_id": report_id,
+            "seq": p.seq,
+            "ts_ms": p.ts_ms,
+            "latitude": p.latitude,
+            "longitude": p.longitude,
+            "speed_kmh": p.speed_kmh,
+        }
+        for p in points
+    ]
     return insert_ignoring_duplicates(conn, theft_track, rows, "report_id", "seq")
 
 
 def track(conn: Connection, report_id: int, limit: int = 10_000) -> list[TrackPoint]:
     t = theft_track
-    rows = conn.execute(select(t.c.seq, t.c.ts_ms, t.c.latitude, t.c.longitude, t.c.speed_kmh)
-                        .where(t.c.report_id == report_id).order_by(t.c.ts_ms, t.c.seq).limit(limit))
+    rows = conn.execute(
+        select(t.c.seq, t.c.ts_ms, t.c.latitude, t.c.longitude, t.c.speed_kmh)
+        .where(t.c.report_id == report_id)
+        .order_by(t.c.ts_ms, t.c.seq)
+        .limit(limit)
+    )
     return [TrackPoint(*r) for r in rows]

@@ -35,13 +35,15 @@ def event(car, name=n.UNAUTHORISED_MOVEMENT_DETECTED, key="moved:x:1", **data) -
 def outbox(engine):
     with engine.connect() as conn:
         return repo.due(conn, 2**62, 100, ["webhook", "email"]) + [
-            o for s in ("sent", "failed") for o in _with_status(conn, s)]
+            o for s in ("sent", "failed") for o in _with_status(conn, s)
+        ]
 
 
 def _with_status(conn, status):
     from sqlalchemy import select
 
     from chelian.storage.tables_safety import notification_outbox as t
+
     return [repo.Outgoing(*r) for r in conn.execute(select(t).where(t.c.status == status))]
 
 
@@ -88,7 +90,9 @@ def test_gives_up_after_max_attempts(engine):
     with engine.begin() as conn:
         repo.add_subscription(conn, owner.id, "http://127.0.0.1:9/nothing-listens", SECRET, ["*"], now_ms())
     Notifier(engine).handle(event(car))
-    worker = NotificationWorker(engine, {"webhook": webhook_sender}, backoff=Backoff(base_s=0.0, max_attempts=3))
+    worker = NotificationWorker(
+        engine, {"webhook": webhook_sender}, backoff=Backoff(base_s=0.0, max_attempts=3)
+    )
     for _ in range(5):
         worker.run_once()
     [row] = [o for o in outbox(engine) if o.channel == "webhook"]

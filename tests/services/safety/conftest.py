@@ -51,8 +51,15 @@ def safety(engine: Engine) -> Safety:
         car = vehicles.by_vin(conn, creds.vin)
     bus, clock = EventBus(), Clock()
     announcer = Announcer(engine, bus)
-    s = Safety(engine, owner, car, bus, clock, announcer,
-               IncidentService(engine, announcer, grace_ms=30_000, window_ms=120_000, clock=clock))
+    s = Safety(
+        engine,
+        owner,
+        car,
+        bus,
+        clock,
+        announcer,
+        IncidentService(engine, announcer, grace_ms=30_000, window_ms=120_000, clock=clock),
+    )
     bus.subscribe("*", s.seen.append)
     Notifier(engine, clock=clock).subscribe(bus)
     return s

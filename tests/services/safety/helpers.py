@@ -28,9 +28,21 @@ def events(*rows: EventRow) -> WriteResult:
     return WriteResult([], list(rows), 0)
 
 
-def drive(vehicle_id: int, start_seq: int, start_ms: int, speeds_and_accels: list[tuple[float, float]],
-          step_ms: int = 200, **extra: Any) -> list[TelemetryRows]:
+def drive(
+    vehicle_id: int,
+    start_seq: int,
+    start_ms: int,
+    speeds_and_accels: list[tuple[float, float]],
+    step_ms: int = 200,
+    **extra: Any,
+) -> list[TelemetryRows]:
     """Messages every `step_ms` with (speed km/h, longitudinal m/s^2) each."""
-    return [row(vehicle_id, start_seq + i, start_ms + i * step_ms,
-                {"Vehicle.Speed": s, "Vehicle.Acceleration.Longitudinal": a, **extra})
-            for i, (s, a) in enumerate(speeds_and_accels)]
+    return [
+        row(
+            vehicle_id,
+            start_seq + i,
+            start_ms + i * step_ms,
+            {"Vehicle.Speed": s, "Vehicle.Acceleration.Longitudinal": a, **extra},
+        )
+        for i, (s, a) in enumerate(speeds_and_accels)
+    ]

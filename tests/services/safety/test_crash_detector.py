@@ -14,9 +14,17 @@ def detections(rows) -> list:
 
 
 def test_impact_with_speed_collapse_is_a_crash():
-    rows = drive(1, 1, T0, [(62.0, 0.2), (61.0, -0.5), (60.0, -58.0), (3.0, -12.0), (0.0, 0.0)],
-                 **{"Vehicle.CurrentLocation.Latitude": 42.5, "Vehicle.CurrentLocation.Longitude": 1.52,
-                    "Vehicle.CurrentLocation.Heading": 91.0})
+    rows = drive(
+        1,
+        1,
+        T0,
+        [(62.0, 0.2), (61.0, -0.5), (60.0, -58.0), (3.0, -12.0), (0.0, 0.0)],
+        **{
+            "Vehicle.CurrentLocation.Latitude": 42.5,
+            "Vehicle.CurrentLocation.Longitude": 1.52,
+            "Vehicle.CurrentLocation.Heading": 91.0,
+        },
+    )
     found = detections(rows)
     assert len(found) == 1
     d = found[0]
@@ -27,9 +35,11 @@ def test_impact_with_speed_collapse_is_a_crash():
 
 
 def test_lateral_impact_counts_too():
-    rows = [row(1, 1, T0, {"Vehicle.Speed": 45.0}),
-            row(1, 2, T0 + 200, {"Vehicle.Acceleration.Lateral": 47.0, "Vehicle.Speed": 44.0}),
-            row(1, 3, T0 + 700, {"Vehicle.Speed": 0.0})]
+    rows = [
+        row(1, 1, T0, {"Vehicle.Speed": 45.0}),
+        row(1, 2, T0 + 200, {"Vehicle.Acceleration.Lateral": 47.0, "Vehicle.Speed": 44.0}),
+        row(1, 3, T0 + 700, {"Vehicle.Speed": 0.0}),
+    ]
     assert [d.cause for d in detections(rows)] == ["impact"]
 
 
@@ -55,9 +65,11 @@ def test_collapse_from_walking_pace_is_not_a_crash():
 
 def test_airbag_turning_true_is_a_crash_once():
     airbag = "Vehicle.Cabin.Seat.Row1.DriverSide.Airbag.IsDeployed"
-    rows = [row(1, 1, T0, {airbag: False, "Vehicle.Speed": 30.0}),
-            row(1, 2, T0 + 100, {airbag: True, "Vehicle.Speed": 28.0}),
-            row(1, 3, T0 + 200, {airbag: True, "Vehicle.Speed": 0.0})]
+    rows = [
+        row(1, 1, T0, {airbag: False, "Vehicle.Speed": 30.0}),
+        row(1, 2, T0 + 100, {airbag: True, "Vehicle.Speed": 28.0}),
+        row(1, 3, T0 + 200, {airbag: True, "Vehicle.Speed": 0.0}),
+    ]
     found = detections(rows)
     assert [(d.cause, d.seq, d.speed_before_kmh) for d in found] == [("airbag", 2, 30.0)]
     assert found[0].detail == {"airbags": [airbag]}

@@ -40,21 +40,34 @@ def test_crash_through_the_broker_opens_one_incident_and_notifies(broker_stack, 
         with engine.begin() as conn:
             notifications.add_subscription(conn, car.owner_id, hook.url, SECRET, ["*"], now_ms())
             notifications.add_contact(conn, car.owner_id, "Kim", "kim@example.com", None, now_ms())
-        worker = NotificationWorker(engine, {"webhook": webhook_sender,
-                                             "email": email_sender(SmtpConfig(mailbox.host, mailbox.port))},
-                                    poll_s=0.1).start()
+        worker = NotificationWorker(
+            engine,
+            {"webhook": webhook_sender, "email": email_sender(SmtpConfig(mailbox.host, mailbox.port))},
+            poll_s=0.1,
+        ).start()
         safety.notifier.wake = worker.wake
-        ingest = build_ingest(stack.settings, engine, Catalog.builtin(), Metrics(), observers=safety.observers,
-                              client_id=f"test-safety-{os.getpid()}-{request.node.name[-20:]}").start()
+        ingest = build_ingest(
+            stack.settings,
+            engine,
+            Catalog.builtin(),
+            Metrics(),
+            observers=safety.observers,
+            client_id=f"test-safety-{os.getpid()}-{request.node.name[-20:]}",
+        ).start()
         try:
             client = stack.car_client(creds)
             t0 = now_ms() - 5_000
-            where = {"Vehicle.CurrentLocation.Latitude": 52.52, "Vehicle.CurrentLocation.Longitude": 13.405,
-                     "Vehicle.CurrentLocation.Heading": 45.0}
+            where = {
+                "Vehicle.CurrentLocation.Latitude": 52.52,
+                "Vehicle.CurrentLocation.Longitude": 13.405,
+                "Vehicle.CurrentLocation.Heading": 45.0,
+            }
             drive = [(72.0, 0.1), (72.0, 0.0), (71.0, -63.0), (0.0, -2.0)]
             for i, (speed, accel) in enumerate(drive):
                 body = {"Vehicle.Speed": speed, "Vehicle.Acceleration.Longitudinal": accel, **where}
-                assert client.publish(topics.telemetry_topic(creds.vin), encode_telemetry(i, t0 + i * 250, body))
+                assert client.publish(
+                    topics.telemetry_topic(creds.vin), encode_telemetry(i, t0 + i * 250, body)
+                )
 
             def opened():
                 with engine.connect() as conn:
@@ -63,15 +76,24 @@ def test_crash_through_the_broker_opens_one_incident_and_notifies(broker_stack, 
             assert wait_until(opened, timeout=15)
             [incident] = opened()
             with engine.connect() as conn:
-                received = conn.execute(select(telemetry.c.received_ms).where(
-                    telemetry.c.vehicle_id == car.id, telemetry.c.seq == 3)).scalar_one()
+                received = conn.execute(
+                    select(telemetry.c.received_ms).where(
+                        telemetry.c.vehicle_id == car.id, telemetry.c.seq == 3
+                    )
+                ).scalar_one()
             assert incident.opened_ms - received < 1000, "crash must be detected within 1 s of arrival"
             assert (incident.cause, incident.speed_before_kmh, incident.latitude, incident.heading) == (
-                "impact", 72.0, 52.52, 45.0)
+                "impact",
+                72.0,
+                52.52,
+                45.0,
+            )
 
             # The car's own crash event about the same crash: no second incident, no second alert.
-            assert client.publish(topics.vehicle_topic(creds.vin, "events"),
-                                  encode_event(0, t0 + 1_100, "crash", {"severity": "high"}))
+            assert client.publish(
+                topics.vehicle_topic(creds.vin, "events"),
+                encode_event(0, t0 + 1_100, "crash", {"severity": "high"}),
+            )
             assert wait_until(lambda: hook.received and len(mailbox.messages) >= 2, timeout=15)
             with engine.connect() as conn:
                 assert wait_until(lambda: len(incidents.updates(conn, incident.id)) == 2, timeout=10)

@@ -16,8 +16,13 @@ AIRBAG = "Vehicle.Cabin.Seat.Row1.PassengerSide.Airbag.IsDeployed"
 
 
 def crash_rows(car_id: int, t0: int, seq0: int = 1):
-    return drive(car_id, seq0, t0, [(70.0, 0.0), (70.0, -61.0), (0.0, 0.0)],
-                 **{"Vehicle.CurrentLocation.Latitude": 48.85, "Vehicle.CurrentLocation.Longitude": 2.35})
+    return drive(
+        car_id,
+        seq0,
+        t0,
+        [(70.0, 0.0), (70.0, -61.0), (0.0, 0.0)],
+        **{"Vehicle.CurrentLocation.Latitude": 48.85, "Vehicle.CurrentLocation.Longitude": 2.35},
+    )
 
 
 def listed(safety):
@@ -30,7 +35,9 @@ def test_several_messages_about_one_crash_open_one_incident(safety):
     t0 = safety.clock.now
     observer.on_committed(telemetry(*crash_rows(safety.car.id, t0)))
     observer.on_committed(telemetry(row(safety.car.id, 4, t0 + 600, {AIRBAG: True, "Vehicle.Speed": 0.0})))
-    observer.on_committed(events(EventRow(safety.car.id, 5, "crash", t0 + 700, t0 + 700, {"severity": "high"})))
+    observer.on_committed(
+        events(EventRow(safety.car.id, 5, "crash", t0 + 700, t0 + 700, {"severity": "high"}))
+    )
     found = listed(safety)
     assert len(found) == 1
     incident = found[0]
@@ -53,11 +60,27 @@ def test_a_crash_after_the_window_is_a_new_incident(safety):
 
 def test_explicit_crash_event_fills_location_from_the_event(safety):
     t0 = safety.clock.now
-    CrashObserver(safety.incidents).on_committed(events(EventRow(
-        safety.car.id, 9, "crash", t0, t0, {"lat": 1.5, "lon": 2.5, "speed": 33.0, "heading": 180.0, "occupants": 2})))
+    CrashObserver(safety.incidents).on_committed(
+        events(
+            EventRow(
+                safety.car.id,
+                9,
+                "crash",
+                t0,
+                t0,
+                {"lat": 1.5, "lon": 2.5, "speed": 33.0, "heading": 180.0, "occupants": 2},
+            )
+        )
+    )
     [incident] = listed(safety)
-    assert (incident.cause, incident.latitude, incident.longitude, incident.speed_before_kmh, incident.heading,
-            incident.occupants) == ("car_event", 1.5, 2.5, 33.0, 180.0, 2)
+    assert (
+        incident.cause,
+        incident.latitude,
+        incident.longitude,
+        incident.speed_before_kmh,
+        incident.heading,
+        incident.occupants,
+    ) == ("car_event", 1.5, 2.5, 33.0, 180.0, 2)
 
 
 def test_car_cancels_within_grace_and_notifications_are_withdrawn(safety):
@@ -71,8 +94,9 @@ def test_car_cancels_within_grace_and_notifications_are_withdrawn(safety):
     assert sorted(p.target for p in pending) == sorted([safety.owner.email, "mum@example.com"])
     assert all(p.next_attempt_ms == incident.grace_until_ms for p in pending)
     safety.clock.now += 10_000
-    observer.on_committed(events(EventRow(safety.car.id, 2, "crash_cancelled", safety.clock.now,
-                                          safety.clock.now, {})))
+    observer.on_committed(
+        events(EventRow(safety.car.id, 2, "crash_cancelled", safety.clock.now, safety.clock.now, {}))
+    )
     [incident] = listed(safety)
     assert incident.status == "cancelled"
     assert safety.names()[-1] == n.INCIDENT_CANCELLED
@@ -84,8 +108,9 @@ def test_cancel_after_grace_is_refused(safety):
     observer = CrashObserver(safety.incidents)
     observer.on_committed(events(EventRow(safety.car.id, 1, "crash", safety.clock.now, safety.clock.now, {})))
     safety.clock.now += 31_000
-    observer.on_committed(events(EventRow(safety.car.id, 2, "crash_cancelled", safety.clock.now,
-                                          safety.clock.now, {})))
+    observer.on_committed(
+        events(EventRow(safety.car.id, 2, "crash_cancelled", safety.clock.now, safety.clock.now, {}))
+    )
     [incident] = listed(safety)
     assert incident.status == "open"
     with pytest.raises(ConflictError, match="grace period"):
@@ -93,11 +118,14 @@ def test_cancel_after_grace_is_refused(safety):
 
 
 def test_lifecycle_with_notes_and_refused_transitions(safety):
-    CrashObserver(safety.incidents).on_committed(events(EventRow(safety.car.id, 1, "crash", safety.clock.now,
-                                                                 safety.clock.now, {})))
+    CrashObserver(safety.incidents).on_committed(
+        events(EventRow(safety.car.id, 1, "crash", safety.clock.now, safety.clock.now, {}))
+    )
     [incident] = listed(safety)
     svc = safety.incidents
-    assert svc.transition(safety.car.id, incident.id, "acknowledge", "owner:1", "on it").status == "acknowledged"
+    assert (
+        svc.transition(safety.car.id, incident.id, "acknowledge", "owner:1", "on it").status == "acknowledged"
+    )
     with pytest.raises(ConflictError, match="acknowledged"):
         svc.transition(safety.car.id, incident.id, "acknowledge", "owner:1")
     svc.transition(safety.car.id, incident.id, "dispatch", "owner:1", "ambulance called")
@@ -107,6 +135,11 @@ def test_lifecycle_with_notes_and_refused_transitions(safety):
         svc.transition(safety.car.id, incident.id, "dispatch", "owner:1")
     with safety.engine.connect() as conn:
         history = [(u.status, u.note) for u in repo.updates(conn, incident.id)]
-    assert history == [("open", "crash detected (car_event)"), ("acknowledged", "on it"),
-                       ("dispatched", "ambulance called"), ("dispatched", "driver is fine"), ("closed", "towed")]
+    assert history == [
+        ("open", "crash detected (car_event)"),
+        ("acknowledged", "on it"),
+        ("dispatched", "ambulance called"),
+        ("dispatched", "driver is fine"),
+        ("closed", "towed"),
+    ]
     assert safety.names()[-3:] == [n.INCIDENT_ACKNOWLEDGED, n.INCIDENT_DISPATCHED, n.INCIDENT_CLOSED]

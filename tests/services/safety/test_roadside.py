@@ -16,9 +16,20 @@ from tests.services.safety.helpers import events
 
 def put_state(engine, vehicle_id, ts_ms, values: dict[str, tuple[float | None, str | None]]):
     with engine.begin() as conn:
-        conn.execute(latest_state.insert(), [
-            {"vehicle_id": vehicle_id, "path": p, "ts_ms": ts_ms, "received_ms": ts_ms, "value_num": v, "value_text": t}
-            for p, (v, t) in values.items()])
+        conn.execute(
+            latest_state.insert(),
+            [
+                {
+                    "vehicle_id": vehicle_id,
+                    "path": p,
+                    "ts_ms": ts_ms,
+                    "received_ms": ts_ms,
+                    "value_num": v,
+                    "value_text": t,
+                }
+                for p, (v, t) in values.items()
+            ],
+        )
 
 
 def service(safety) -> RoadsideService:
@@ -26,16 +37,29 @@ def service(safety) -> RoadsideService:
 
 
 def test_car_request_carries_health_snapshot_and_last_position(safety):
-    put_state(safety.engine, safety.car.id, safety.clock.now - 5000, {
-        "Vehicle.LowVoltageBattery.CurrentVoltage": (11.2, None),
-        "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": (95.0, None),
-        "Vehicle.Powertrain.FuelSystem.RelativeLevel": (3.0, None),
-        "Vehicle.Diagnostics.DTCList": (None, '["P0562"]'),
-        "Vehicle.CurrentLocation.Latitude": (47.1, None), "Vehicle.CurrentLocation.Longitude": (8.2, None),
-        "Vehicle.Speed": (0.0, None)})
+    put_state(
+        safety.engine,
+        safety.car.id,
+        safety.clock.now - 5000,
+        {
+            "Vehicle.LowVoltageBattery.CurrentVoltage": (11.2, None),
+            "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": (95.0, None),
+            "Vehicle.Powertrain.FuelSystem.RelativeLevel": (3.0, None),
+            "Vehicle.Diagnostics.DTCList": (None, '["P0562"]'),
+            "Vehicle.CurrentLocation.Latitude": (47.1, None),
+            "Vehicle.CurrentLocation.Longitude": (8.2, None),
+            "Vehicle.Speed": (0.0, None),
+        },
+    )
     observer = RoadsideObserver(service(safety))
-    request = EventRow(safety.car.id, 7, "roadside_requested", safety.clock.now, safety.clock.now,
-                       {"problem": "battery", "note": "won't start"})
+    request = EventRow(
+        safety.car.id,
+        7,
+        "roadside_requested",
+        safety.clock.now,
+        safety.clock.now,
+        {"problem": "battery", "note": "won't start"},
+    )
     observer.on_committed(events(request))
     observer.on_committed(events(request))  # the same event twice: one ticket
     with safety.engine.connect() as conn:
@@ -51,8 +75,18 @@ def test_car_request_carries_health_snapshot_and_last_position(safety):
 
 def test_unknown_problem_from_the_car_is_other_but_the_api_refuses_it(safety):
     svc = service(safety)
-    RoadsideObserver(svc).on_committed(events(EventRow(safety.car.id, 1, "roadside_requested", 1, 1,
-                                                       {"problem": "alien abduction", "lat": 1.0, "lon": 2.0})))
+    RoadsideObserver(svc).on_committed(
+        events(
+            EventRow(
+                safety.car.id,
+                1,
+                "roadside_requested",
+                1,
+                1,
+                {"problem": "alien abduction", "lat": 1.0, "lon": 2.0},
+            )
+        )
+    )
     with safety.engine.connect() as conn:
         [ticket] = repo.for_vehicle(conn, safety.car.id, 10)
     assert (ticket.problem, ticket.latitude, ticket.longitude) == ("other", 1.0, 2.0)
@@ -74,5 +108,9 @@ def test_lifecycle_assign_en_route_resolve(safety):
         svc.transition(safety.car.id, ticket.id, "cancel", "owner:1")
     with safety.engine.connect() as conn:
         history = [(u.status, u.note) for u in repo.updates(conn, ticket.id)]
-    assert history == [("open", "rear left"), ("assigned", None), ("en_route", "ETA 20 min"),
-                       ("resolved", "tyre changed")]
+    assert history == [
+        ("open", "rear left"),
+        ("assigned", None),
+        ("en_route", "ETA 20 min"),
+        ("resolved", "tyre changed"),
+    ]

@@ -19,9 +19,17 @@ M_PER_DEG_LAT = 111_320.0
 
 
 def at(seq: int, north_m: float = 0.0, speed: float = 0.0, **signals) -> object:
-    return row(1, seq, T0 + seq * 1000, {"Vehicle.CurrentLocation.Latitude": LAT + north_m / M_PER_DEG_LAT,
-                                         "Vehicle.CurrentLocation.Longitude": LON, "Vehicle.Speed": speed,
-                                         **signals})
+    return row(
+        1,
+        seq,
+        T0 + seq * 1000,
+        {
+            "Vehicle.CurrentLocation.Latitude": LAT + north_m / M_PER_DEG_LAT,
+            "Vehicle.CurrentLocation.Longitude": LON,
+            "Vehicle.Speed": speed,
+            **signals,
+        },
+    )
 
 
 def movements(rows) -> list:
@@ -47,13 +55,15 @@ def test_speed_while_locked_and_off_alerts():
 
 
 def test_owner_driving_off_does_not_alert_and_rearms_after_parking():
-    rows = [at(0, **PARKED),
-            at(1, **{"Vehicle.Cabin.Door.Row1.DriverSide.IsLocked": False}),
-            at(2, speed=30.0, **{"Vehicle.LowVoltageSystemState": "ON"}),
-            at(3, north_m=2000.0, speed=50.0),
-            at(4, north_m=3000.0, **PARKED),
-            at(5, north_m=3003.0),
-            at(6, north_m=3100.0)]
+    rows = [
+        at(0, **PARKED),
+        at(1, **{"Vehicle.Cabin.Door.Row1.DriverSide.IsLocked": False}),
+        at(2, speed=30.0, **{"Vehicle.LowVoltageSystemState": "ON"}),
+        at(3, north_m=2000.0, speed=50.0),
+        at(4, north_m=3000.0, **PARKED),
+        at(5, north_m=3003.0),
+        at(6, north_m=3100.0),
+    ]
     assert [m.seq for m in movements(rows)] == [6]
 
 
@@ -68,14 +78,32 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     service = TheftService(safety.engine, safety.announcer, lambda: Commands(), clock=safety.clock)
     observer = TheftObserver(safety.engine, safety.announcer)
     cid = safety.car.id
-    observer.on_committed(telemetry(row(cid, 1, T0, {"Vehicle.CurrentLocation.Latitude": LAT,
-                                                     "Vehicle.CurrentLocation.Longitude": LON})))
+    observer.on_committed(
+        telemetry(
+            row(
+                cid,
+                1,
+                T0,
+                {"Vehicle.CurrentLocation.Latitude": LAT, "Vehicle.CurrentLocation.Longitude": LON},
+            )
+        )
+    )
     report = service.report(safety.car, safety.owner.id, "gone from the driveway")
     with pytest.raises(ConflictError):
         service.report(safety.car, safety.owner.id, None)
-    moves = [row(cid, 10 + i, T0 + i * 1000, {"Vehicle.CurrentLocation.Latitude": LAT + i * 0.001,
-                                              "Vehicle.CurrentLocation.Longitude": LON, "Vehicle.Speed": 40.0})
-             for i in range(5)]
+    moves = [
+        row(
+            cid,
+            10 + i,
+            T0 + i * 1000,
+            {
+                "Vehicle.CurrentLocation.Latitude": LAT + i * 0.001,
+                "Vehicle.CurrentLocation.Longitude": LON,
+                "Vehicle.Speed": 40.0,
+            },
+        )
+        for i in range(5)
+    ]
     observer.on_committed(telemetry(*moves))
     observer.on_committed(telemetry(*moves))  # redelivered rows would never reach it, but even so: once
     found, track = service.current(safety.car)
@@ -85,8 +113,16 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     assert created == [(safety.car.vin, "immobilise", f"theft:{report.id}:immobilise")]
     recovered = service.recover(safety.car, "found two streets away")
     assert (recovered.status, recovered.recovery_note) == ("recovered", "found two streets away")
-    observer.on_committed(telemetry(row(cid, 99, T0 + 99_000, {"Vehicle.CurrentLocation.Latitude": LAT,
-                                                               "Vehicle.CurrentLocation.Longitude": LON})))
+    observer.on_committed(
+        telemetry(
+            row(
+                cid,
+                99,
+                T0 + 99_000,
+                {"Vehicle.CurrentLocation.Latitude": LAT, "Vehicle.CurrentLocation.Longitude": LON},
+            )
+        )
+    )
     assert [p.seq for p in service.current(safety.car)[1]] == [10, 11, 12, 13, 14]
     with pytest.raises(NotFoundError):
         service.immobilise(safety.car, safety.owner.id)
@@ -103,9 +139,17 @@ def test_immobilise_without_a_command_service_is_recorded(safety):
 def test_unauthorised_movement_is_announced_with_a_key_from_the_message(safety):
     observer = TheftObserver(safety.engine, safety.announcer)
     cid = safety.car.id
-    observer.on_committed(telemetry(row(cid, 1, T0, {**PARKED, "Vehicle.CurrentLocation.Latitude": LAT,
-                                                     "Vehicle.CurrentLocation.Longitude": LON}),
-                                    row(cid, 2, T0 + 1000, {"Vehicle.Speed": 12.0})))
+    observer.on_committed(
+        telemetry(
+            row(
+                cid,
+                1,
+                T0,
+                {**PARKED, "Vehicle.CurrentLocation.Latitude": LAT, "Vehicle.CurrentLocation.Longitude": LON},
+            ),
+            row(cid, 2, T0 + 1000, {"Vehicle.Speed": 12.0}),
+        )
+    )
     [event] = [e for e in safety.seen if e.name == n.UNAUTHORISED_MOVEMENT_DETECTED]
     assert event.key == f"unauthorised:{safety.car.vin}:2" and event.data["speed_kmh"] == 12.0
     with safety.engine.connect() as conn:

@@ -12,188 +12,191 @@ storage/tables.py would produce them. Mirrors storage/tables_safety.py.
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
 # BigInteger ids autoincrement on PostgreSQL; SQLite only does so for INTEGER PRIMARY KEY.
-BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _fk(table: str, column: str, target: str, ondelete: str = 'CASCADE') -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint([column], [f'{target}.id'], name=f'fk_{table}_{column}_{target}',
-                                   ondelete=ondelete)
+def _fk(table: str, column: str, target: str, ondelete: str = "CASCADE") -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        [column], [f"{target}.id"], name=f"fk_{table}_{column}_{target}", ondelete=ondelete
+    )
 
 
 def upgrade() -> None:
     op.create_table(
-        'emergency_contacts',
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('owner_id', sa.Integer(), nullable=False),
-        sa.Column('name', sa.String(length=128), nullable=False),
-        sa.Column('email', sa.String(length=320), nullable=True),
-        sa.Column('phone', sa.String(length=32), nullable=True),
-        sa.Column('created_ms', sa.BigInteger(), nullable=False),
-        _fk('emergency_contacts', 'owner_id', 'users'),
-        sa.PrimaryKeyConstraint('id', name='pk_emergency_contacts'),
+        "emergency_contacts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("created_ms", sa.BigInteger(), nullable=False),
+        _fk("emergency_contacts", "owner_id", "users"),
+        sa.PrimaryKeyConstraint("id", name="pk_emergency_contacts"),
     )
-    op.create_index('ix_emergency_contacts_owner_id', 'emergency_contacts', ['owner_id'])
+    op.create_index("ix_emergency_contacts_owner_id", "emergency_contacts", ["owner_id"])
 
     op.create_table(
-        'webhook_subscriptions',
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('owner_id', sa.Integer(), nullable=False),
-        sa.Column('url', sa.String(length=2048), nullable=False),
-        sa.Column('secret', sa.String(length=128), nullable=False),
-        sa.Column('events', sa.JSON(), nullable=False),
-        sa.Column('active', sa.Boolean(), server_default='1', nullable=False),
-        sa.Column('created_ms', sa.BigInteger(), nullable=False),
-        _fk('webhook_subscriptions', 'owner_id', 'users'),
-        sa.PrimaryKeyConstraint('id', name='pk_webhook_subscriptions'),
+        "webhook_subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("url", sa.String(length=2048), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=False),
+        sa.Column("events", sa.JSON(), nullable=False),
+        sa.Column("active", sa.Boolean(), server_default="1", nullable=False),
+        sa.Column("created_ms", sa.BigInteger(), nullable=False),
+        _fk("webhook_subscriptions", "owner_id", "users"),
+        sa.PrimaryKeyConstraint("id", name="pk_webhook_subscriptions"),
     )
-    op.create_index('ix_webhook_subscriptions_owner_id', 'webhook_subscriptions', ['owner_id'])
+    op.create_index("ix_webhook_subscriptions_owner_id", "webhook_subscriptions", ["owner_id"])
 
     op.create_table(
-        'incidents',
-        sa.Column('id', BIG_ID, nullable=False),
-        sa.Column('vehicle_id', sa.Integer(), nullable=False),
-        sa.Column('key', sa.String(length=128), nullable=False),
-        sa.Column('kind', sa.String(length=32), nullable=False),
-        sa.Column('cause', sa.String(length=32), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('detected_ms', sa.BigInteger(), nullable=False),
-        sa.Column('opened_ms', sa.BigInteger(), nullable=False),
-        sa.Column('grace_until_ms', sa.BigInteger(), nullable=False),
-        sa.Column('updated_ms', sa.BigInteger(), nullable=False),
-        sa.Column('latitude', sa.Float(), nullable=True),
-        sa.Column('longitude', sa.Float(), nullable=True),
-        sa.Column('speed_before_kmh', sa.Float(), nullable=True),
-        sa.Column('heading', sa.Float(), nullable=True),
-        sa.Column('occupants', sa.Integer(), nullable=True),
-        sa.Column('data', sa.JSON(), nullable=False),
-        _fk('incidents', 'vehicle_id', 'vehicles'),
-        sa.PrimaryKeyConstraint('id', name='pk_incidents'),
-        sa.UniqueConstraint('key', name='uq_incidents_key'),
+        "incidents",
+        sa.Column("id", BIG_ID, nullable=False),
+        sa.Column("vehicle_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("cause", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("detected_ms", sa.BigInteger(), nullable=False),
+        sa.Column("opened_ms", sa.BigInteger(), nullable=False),
+        sa.Column("grace_until_ms", sa.BigInteger(), nullable=False),
+        sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+        sa.Column("latitude", sa.Float(), nullable=True),
+        sa.Column("longitude", sa.Float(), nullable=True),
+        sa.Column("speed_before_kmh", sa.Float(), nullable=True),
+        sa.Column("heading", sa.Float(), nullable=True),
+        sa.Column("occupants", sa.Integer(), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=False),
+        _fk("incidents", "vehicle_id", "vehicles"),
+        sa.PrimaryKeyConstraint("id", name="pk_incidents"),
+        sa.UniqueConstraint("key", name="uq_incidents_key"),
     )
-    op.create_index('ix_incidents_vehicle_detected', 'incidents', ['vehicle_id', 'detected_ms'])
+    op.create_index("ix_incidents_vehicle_detected", "incidents", ["vehicle_id", "detected_ms"])
 
     op.create_table(
-        'incident_updates',
-        sa.Column('id', BIG_ID, nullable=False),
-        sa.Column('incident_id', BIG_ID, nullable=False),
-        sa.Column('ts_ms', sa.BigInteger(), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('actor', sa.String(length=64), nullable=False),
-        sa.Column('note', sa.Text(), nullable=True),
-        _fk('incident_updates', 'incident_id', 'incidents'),
-        sa.PrimaryKeyConstraint('id', name='pk_incident_updates'),
+        "incident_updates",
+        sa.Column("id", BIG_ID, nullable=False),
+        sa.Column("incident_id", BIG_ID, nullable=False),
+        sa.Column("ts_ms", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        _fk("incident_updates", "incident_id", "incidents"),
+        sa.PrimaryKeyConstraint("id", name="pk_incident_updates"),
     )
-    op.create_index('ix_incident_updates_incident_id', 'incident_updates', ['incident_id'])
+    op.create_index("ix_incident_updates_incident_id", "incident_updates", ["incident_id"])
 
     op.create_table(
-        'roadside_tickets',
-        sa.Column('id', BIG_ID, nullable=False),
-        sa.Column('vehicle_id', sa.Integer(), nullable=False),
-        sa.Column('key', sa.String(length=128), nullable=False),
-        sa.Column('source', sa.String(length=8), nullable=False),
-        sa.Column('problem', sa.String(length=16), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('assignee', sa.String(length=128), nullable=True),
-        sa.Column('latitude', sa.Float(), nullable=True),
-        sa.Column('longitude', sa.Float(), nullable=True),
-        sa.Column('health', sa.JSON(), nullable=False),
-        sa.Column('created_ms', sa.BigInteger(), nullable=False),
-        sa.Column('updated_ms', sa.BigInteger(), nullable=False),
-        _fk('roadside_tickets', 'vehicle_id', 'vehicles'),
-        sa.PrimaryKeyConstraint('id', name='pk_roadside_tickets'),
-        sa.UniqueConstraint('key', name='uq_roadside_tickets_key'),
+        "roadside_tickets",
+        sa.Column("id", BIG_ID, nullable=False),
+        sa.Column("vehicle_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("source", sa.String(length=8), nullable=False),
+        sa.Column("problem", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("assignee", sa.String(length=128), nullable=True),
+        sa.Column("latitude", sa.Float(), nullable=True),
+        sa.Column("longitude", sa.Float(), nullable=True),
+        sa.Column("health", sa.JSON(), nullable=False),
+        sa.Column("created_ms", sa.BigInteger(), nullable=False),
+        sa.Column("updated_ms", sa.BigInteger(), nullable=False),
+        _fk("roadside_tickets", "vehicle_id", "vehicles"),
+        sa.PrimaryKeyConstraint("id", name="pk_roadside_tickets"),
+        sa.UniqueConstraint("key", name="uq_roadside_tickets_key"),
     )
-    op.create_index('ix_roadside_tickets_vehicle_created', 'roadside_tickets', ['vehicle_id', 'created_ms'])
+    op.create_index("ix_roadside_tickets_vehicle_created", "roadside_tickets", ["vehicle_id", "created_ms"])
 
     op.create_table(
-        'roadside_updates',
-        sa.Column('id', BIG_ID, nullable=False),
-        sa.Column('ticket_id', BIG_ID, nullable=False),
-        sa.Column('ts_ms', sa.BigInteger(), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('actor', sa.String(length=64), nullable=False),
-        sa.Column('assignee', sa.String(length=128), nullable=True),
-        sa.Column('note', sa.Text(), nullable=True),
-        _fk('roadside_updates', 'ticket_id', 'roadside_tickets'),
-        sa.PrimaryKeyConstraint('id', name='pk_roadside_updates'),
+        "roadside_updates",
+        sa.Column("id", BIG_ID, nullable=False),
+        sa.Column("ticket_id", BIG_ID, nullable=False),
+        sa.Column("ts_ms", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("assignee", sa.String(length=128), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        _fk("roadside_updates", "ticket_id", "roadside_tickets"),
+        sa.PrimaryKeyConstraint("id", name="pk_roadside_updates"),
     )
-    op.create_index('ix_roadside_updates_ticket_id', 'roadside_updates', ['ticket_id'])
+    op.create_index("ix_roadside_updates_ticket_id", "roadside_updates", ["ticket_id"])
 
     op.create_table(
-        'theft_reports',
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('vehicle_id', sa.Integer(), nullable=False),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('reported_by', sa.Integer(), nullable=True),
-        sa.Column('reported_ms', sa.BigInteger(), nullable=False),
-        sa.Column('note', sa.Text(), nullable=True),
-        sa.Column('immobilise_requested_ms', sa.BigInteger(), nullable=True),
-        sa.Column('immobilise_command_id', sa.String(length=64), nullable=True),
-        sa.Column('recovered_ms', sa.BigInteger(), nullable=True),
-        sa.Column('recovery_note', sa.Text(), nullable=True),
-        _fk('theft_reports', 'vehicle_id', 'vehicles'),
-        _fk('theft_reports', 'reported_by', 'users', ondelete='SET NULL'),
-        sa.PrimaryKeyConstraint('id', name='pk_theft_reports'),
+        "theft_reports",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("vehicle_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("reported_by", sa.Integer(), nullable=True),
+        sa.Column("reported_ms", sa.BigInteger(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("immobilise_requested_ms", sa.BigInteger(), nullable=True),
+        sa.Column("immobilise_command_id", sa.String(length=64), nullable=True),
+        sa.Column("recovered_ms", sa.BigInteger(), nullable=True),
+        sa.Column("recovery_note", sa.Text(), nullable=True),
+        _fk("theft_reports", "vehicle_id", "vehicles"),
+        _fk("theft_reports", "reported_by", "users", ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id", name="pk_theft_reports"),
     )
-    op.create_index('ix_theft_reports_vehicle_id', 'theft_reports', ['vehicle_id'])
+    op.create_index("ix_theft_reports_vehicle_id", "theft_reports", ["vehicle_id"])
 
     op.create_table(
-        'theft_track',
-        sa.Column('report_id', sa.Integer(), nullable=False),
-        sa.Column('seq', sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column('ts_ms', sa.BigInteger(), nullable=False),
-        sa.Column('latitude', sa.Float(), nullable=False),
-        sa.Column('longitude', sa.Float(), nullable=False),
-        sa.Column('speed_kmh', sa.Float(), nullable=True),
-        _fk('theft_track', 'report_id', 'theft_reports'),
-        sa.PrimaryKeyConstraint('report_id', 'seq', name='pk_theft_track'),
+        "theft_track",
+        sa.Column("report_id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("ts_ms", sa.BigInteger(), nullable=False),
+        sa.Column("latitude", sa.Float(), nullable=False),
+        sa.Column("longitude", sa.Float(), nullable=False),
+        sa.Column("speed_kmh", sa.Float(), nullable=True),
+        _fk("theft_track", "report_id", "theft_reports"),
+        sa.PrimaryKeyConstraint("report_id", "seq", name="pk_theft_track"),
     )
 
     op.create_table(
-        'notification_outbox',
-        sa.Column('id', BIG_ID, nullable=False),
-        sa.Column('key', sa.String(length=255), nullable=False),
-        sa.Column('channel', sa.String(length=16), nullable=False),
-        sa.Column('target', sa.String(length=2048), nullable=False),
-        sa.Column('subject', sa.String(length=64), nullable=True),
-        sa.Column('event', sa.String(length=64), nullable=False),
-        sa.Column('payload', sa.JSON(), nullable=False),
-        sa.Column('secret', sa.String(length=128), nullable=True),
-        sa.Column('status', sa.String(length=16), nullable=False),
-        sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
-        sa.Column('next_attempt_ms', sa.BigInteger(), nullable=False),
-        sa.Column('last_error', sa.Text(), nullable=True),
-        sa.Column('created_ms', sa.BigInteger(), nullable=False),
-        sa.Column('sent_ms', sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint('id', name='pk_notification_outbox'),
-        sa.UniqueConstraint('key', name='uq_notification_outbox_key'),
+        "notification_outbox",
+        sa.Column("id", BIG_ID, nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("target", sa.String(length=2048), nullable=False),
+        sa.Column("subject", sa.String(length=64), nullable=True),
+        sa.Column("event", sa.String(length=64), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("secret", sa.String(length=128), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("next_attempt_ms", sa.BigInteger(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_ms", sa.BigInteger(), nullable=False),
+        sa.Column("sent_ms", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_notification_outbox"),
+        sa.UniqueConstraint("key", name="uq_notification_outbox_key"),
     )
-    op.create_index('ix_notification_outbox_subject', 'notification_outbox', ['subject'])
-    op.create_index('ix_notification_outbox_status_next', 'notification_outbox', ['status', 'next_attempt_ms'])
+    op.create_index("ix_notification_outbox_subject", "notification_outbox", ["subject"])
+    op.create_index(
+        "ix_notification_outbox_status_next", "notification_outbox", ["status", "next_attempt_ms"]
+    )
 
 
 def downgrade() -> None:
-    op.drop_index('ix_notification_outbox_status_next', table_name='notification_outbox')
-    op.drop_index('ix_notification_outbox_subject', table_name='notification_outbox')
-    op.drop_table('notification_outbox')
-    op.drop_table('theft_track')
-    op.drop_index('ix_theft_reports_vehicle_id', table_name='theft_reports')
-    op.drop_table('theft_reports')
-    op.drop_index('ix_roadside_updates_ticket_id', table_name='roadside_updates')
-    op.drop_table('roadside_updates')
-    op.drop_index('ix_roadside_tickets_vehicle_created', table_name='roadside_tickets')
-    op.drop_table('roadside_tickets')
-    op.drop_index('ix_incident_updates_incident_id', table_name='incident_updates')
-    op.drop_table('incident_updates')
-    op.drop_index('ix_incidents_vehicle_detected', table_name='incidents')
-    op.drop_table('incidents')
-    op.drop_index('ix_webhook_subscriptions_owner_id', table_name='webhook_subscriptions')
-    op.drop_table('webhook_subscriptions')
-    op.drop_index('ix_emergency_contacts_owner_id', table_name='emergency_contacts')
-    op.drop_table('emergency_contacts')
+    op.drop_index("ix_notification_outbox_status_next", table_name="notification_outbox")
+    op.drop_index("ix_notification_outbox_subject", table_name="notification_outbox")
+    op.drop_table("notification_outbox")
+    op.drop_table("theft_track")
+    op.drop_index("ix_theft_reports_vehicle_id", table_name="theft_reports")
+    op.drop_table("theft_reports")
+    op.drop_index("ix_roadside_updates_ticket_id", table_name="roadside_updates")
+    op.drop_table("roadside_updates")
+    op.drop_index("ix_roadside_tickets_vehicle_created", table_name="roadside_tickets")
+    op.drop_table("roadside_tickets")
+    op.drop_index("ix_incident_updates_incident_id", table_name="incident_updates")
+    op.drop_table("incident_updates")
+    op.drop_index("ix_incidents_vehicle_detected", table_name="incidents")
+    op.drop_table("incidents")
+    op.drop_index("ix_webhook_subscriptions_owner_id", table_name="webhook_subscriptions")
+    op.drop_table("webhook_subscriptions")
+    op.drop_index("ix_emergency_contacts_owner_id", table_name="emergency_contacts")
+    op.drop_table("emergency_contacts")
