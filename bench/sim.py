@@ -160,7 +160,8 @@ def main() -> None:
     print(f"bench: simulator + Mosquitto + ingest + PostgreSQL on one machine ({os.cpu_count()} cores); "
           f"fleet sizes {sizes}, 1 Hz sampling, {args.warmup_s:g} s warm-up + {args.measure_s:g} s measured; "
           f"roads: {args.map or 'generated street grid'}", flush=True)
-    with mosquitto() as port, postgres_database() as url:
+    # Mosquitto's notices go to a pipe nobody reads: a connect storm would fill it and stall it.
+    with mosquitto("log_dest none\n") as port, postgres_database() as url:
         upgrade(url)
         engine = make_engine(url)
         from chelian.sim.models import sim_vin

@@ -105,40 +105,46 @@ def _changed(old: Any, new: Any, deadband: float) -> bool:
 
 
 class ChangePicker:
-    """Remembers what was sent when, and picks from each snapshot what is due."""
+    """Remembers what was sent when, and picks from each snapshot what is due.
+
+    Per path it keeps [value sent, heartbeat due at, changes allowed from, deadband, half
+    heartbeat], so the common case, an unchanged value before its heartbeat, costs one dict
+    lookup and two comparisons: a fleet of a thousand cars runs this 45 times per car per tick.
+    """
 
     def __init__(self, table: PolicyTable) -> None:
         self.table = table
-        self._sent: dict[str, tuple[Any, float]] = {}
-        """path -> (value last sent, when in seconds)."""
+        self._sent: dict[str, list[Any]] = {}
+
+    def _mark(self, path: str, value: Any, now_s: float) -> None:
+        policy = self.table[path]
+        self._sent[path] = [value, now_s + policy.max_interval_s, now_s + policy.min_interval_s,
+                            policy.deadband, now_s + policy.max_interval_s / 2]
 
     def select(self, snapshot: dict[str, Any], now_s: float) -> dict[str, Any]:
         """The signals of `snapshot` to send now; they count as sent from now on."""
         out: dict[str, Any] = {}
         heartbeat_due = False
-        table, sent = self.table, self._sent
+        sent = self._sent
         for path, value in snapshot.items():
-            last = sent.get(path)
-            if last is None:
+            rec = sent.get(path)
+            if rec is None:
                 out[path] = value
-                continue
-            policy = table[path]
-            age = now_s - last[1]
-            if age >= policy.max_interval_s:
+            elif now_s >= rec[1]:
                 out[path] = value
                 heartbeat_due = True
-            elif age >= policy.min_interval_s and _changed(last[0], value, policy.deadband):
+            elif now_s >= rec[2] and value != rec[0] and _changed(rec[0], value, rec[3]):
                 out[path] = value
         if heartbeat_due:  # line heartbeats up: whatever is past half its heartbeat rides along
             for path, value in snapshot.items():
-                if path not in out and now_s - sent[path][1] >= table[path].max_interval_s / 2:
+                if path not in out and now_s >= sent[path][4]:
                     out[path] = value
         for path, value in out.items():
-            sent[path] = (value, now_s)
+            self._mark(path, value, now_s)
         return out
 
     def everything(self, snapshot: dict[str, Any], now_s: float) -> dict[str, Any]:
         """All of `snapshot` (after a reconnect), counted as sent."""
         for path, value in snapshot.items():
-            self._sent[path] = (value, now_s)
+            self._mark(path, value, now_s)
         return dict(snapshot)

@@ -98,7 +98,7 @@ def test_an_hour_offline_is_replayed_in_order_once(broker_stack, start_ingest, t
         await proxy.restore()
         assert await until(lambda: len(outbox) == 0, timeout=120), len(outbox)
         # Stay connected until ingest has it all: amqtt 0.12 drops messages it has PUBACKed but
-        # not yet routed when their publisher disconnects (see the agent README).
+        # not yet routed when their publisher disconnects (a broker bug, reported; Mosquitto is fine).
         count = lambda: len(stored(broker_stack.engine, creds.vin))  # noqa: E731
         assert await asyncio.to_thread(wait_until, lambda: count() == hour + 7, 60), count()
         await agent.stop()
