@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from chelian.events import EventBus
 from chelian.events.bus import DomainEvent
@@ -93,6 +93,16 @@ class Notifier:
                 bus.subscribe(name, self.handle)
 
     def handle(self, event: DomainEvent) -> None:
+        """Bus handler: enqueue in a transaction of its own (a no-op if already enqueued)."""
+        with self.engine.begin() as conn:
+            added = self.enqueue(conn, event)
+        if added:
+            log.info("notifications_enqueued event=%s vin=%s count=%d", event.name, event.vin, added)
+            self.wake()
+
+    def enqueue(self, conn: Connection, event: DomainEvent) -> int:
+        """Write `event`'s notifications in the caller's transaction, so a service can store
+        what happened and who must hear of it atomically; returns rows added."""
         now = self.clock()
         start = max(now, int(event.data.get("notify_after_ms") or now))
         common = {
@@ -101,39 +111,35 @@ class Notifier:
             "next_attempt_ms": start,
             "created_ms": now,
         }
-        with self.engine.begin() as conn:
-            owner_id, owner_email = conn.execute(
-                select(users.c.id, users.c.email)
-                .join(vehicles, vehicles.c.owner_id == users.c.id)
-                .where(vehicles.c.id == event.vehicle_id)
-            ).one()
-            rows = [
-                {
-                    **common,
-                    "key": f"webhook:{s.id}:{event.name}:{event.key}",
-                    "channel": "webhook",
-                    "target": s.url,
-                    "secret": s.secret,
-                    "payload": webhook_body(event),
-                }
-                for s in repo.subscriptions_of(conn, owner_id)
-                if s.wants(event.name)
-            ]
-            addresses = self._addresses(conn, owner_id, owner_email, EMAIL_TO.get(event.name, ()))
-            rows += [
-                {
-                    **common,
-                    "key": f"email:{address}:{event.name}:{event.key}",
-                    "channel": "email",
-                    "target": address,
-                    "payload": email_text(event),
-                }
-                for address in addresses
-            ]
-            added = repo.enqueue(conn, rows)
-        if added:
-            log.info("notifications_enqueued event=%s vin=%s count=%d", event.name, event.vin, added)
-            self.wake()
+        owner_id, owner_email = conn.execute(
+            select(users.c.id, users.c.email)
+            .join(vehicles, vehicles.c.owner_id == users.c.id)
+            .where(vehicles.c.id == event.vehicle_id)
+        ).one()
+        rows = [
+            {
+                **common,
+                "key": f"webhook:{s.id}:{event.name}:{event.key}",
+                "channel": "webhook",
+                "target": s.url,
+                "secret": s.secret,
+                "payload": webhook_body(event),
+            }
+            for s in repo.subscriptions_of(conn, owner_id)
+            if s.wants(event.name)
+        ]
+        addresses = self._addresses(conn, owner_id, owner_email, EMAIL_TO.get(event.name, ()))
+        rows += [
+            {
+                **common,
+                "key": f"email:{address}:{event.name}:{event.key}",
+                "channel": "email",
+                "target": address,
+                "payload": email_text(event),
+            }
+            for address in addresses
+        ]
+        return repo.enqueue(conn, rows)
 
     @staticmethod
     def _addresses(conn: Any, owner_id: int, owner_email: str, who: tuple[str, ...]) -> list[str]:

@@ -29,5 +29,8 @@ class Announcer:
                 self._vins[vehicle_id] = known
         return known
 
+    def event(self, name: str, vehicle_id: int, ts_ms: int, key: str, data: dict[str, Any]) -> DomainEvent:
+        return DomainEvent(name, self.vin(vehicle_id), vehicle_id, ts_ms, key, data)
+
     def publish(self, name: str, vehicle_id: int, ts_ms: int, key: str, data: dict[str, Any]) -> None:
-        self.bus.publish(DomainEvent(name, self.vin(vehicle_id), vehicle_id, ts_ms, key, data))
+        self.bus.publish(self.event(name, vehicle_id, ts_ms, key, data))

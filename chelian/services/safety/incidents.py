@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from chelian.errors import ConflictError, NotFoundError
+from chelian.events.bus import DomainEvent
 from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
 from chelian.storage.db import now_ms
@@ -81,9 +82,13 @@ class IncidentService:
         *,
         grace_ms: int = 30_000,
         window_ms: int = 120_000,
+        outbox: Callable[[Connection, DomainEvent], int] | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.engine = engine
+        self.outbox = outbox
+        """Notifier.enqueue: a new incident's notifications are written in the incident's own
+        transaction, so no crash between storing it and announcing it can lose them."""
         self.announcer = announcer
         self.grace_ms = grace_ms
         self.window_ms = window_ms
@@ -134,16 +139,19 @@ class IncidentService:
             if incident is None:
                 return None
             repo.add_update(conn, incident.id, now, OPEN, "car", f"crash detected ({d.cause})")
+            data = self.describe(incident)
+            opened = self.announcer.event(
+                n.INCIDENT_OPENED,
+                d.vehicle_id,
+                d.ts_ms,
+                f"incident:{incident.id}:opened",
+                {**data, "notify_after_ms": incident.grace_until_ms},
+            )
+            if self.outbox is not None:
+                self.outbox(conn, opened)
         log.warning("crash_detected vin=%s incident=%d cause=%s", vin, incident.id, d.cause)
-        data = self.describe(incident)
         self.announcer.publish(n.CRASH_DETECTED, d.vehicle_id, d.ts_ms, cause_key, data)
-        self.announcer.publish(
-            n.INCIDENT_OPENED,
-            d.vehicle_id,
-            d.ts_ms,
-            f"incident:{incident.id}:opened",
-            {**data, "notify_after_ms": incident.grace_until_ms},
-        )
+        self.announcer.bus.publish(opened)
         return incident
 
     def _last_known(self, conn: Any, vehicle_id: int) -> dict[str, float]:

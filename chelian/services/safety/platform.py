@@ -49,10 +49,10 @@ class SafetyServices:
         rules: CrashRules | None = None,
     ) -> SafetyServices:
         announcer = Announcer(engine, bus)
-        incidents = IncidentService(engine, announcer, grace_ms=grace_ms)
-        roadside = RoadsideService(engine, announcer, catalog)
         notifier = Notifier(engine)
         notifier.subscribe(bus)
+        incidents = IncidentService(engine, announcer, grace_ms=grace_ms, outbox=notifier.enqueue)
+        roadside = RoadsideService(engine, announcer, catalog)
         observers: list[CommitObserver] = [
             CrashObserver(incidents, rules or CrashRules()),
             RoadsideObserver(roadside),

@@ -51,6 +51,7 @@ def safety(engine: Engine) -> Safety:
         car = vehicles.by_vin(conn, creds.vin)
     bus, clock = EventBus(), Clock()
     announcer = Announcer(engine, bus)
+    notifier = Notifier(engine, clock=clock)
     s = Safety(
         engine,
         owner,
@@ -58,8 +59,10 @@ def safety(engine: Engine) -> Safety:
         bus,
         clock,
         announcer,
-        IncidentService(engine, announcer, grace_ms=30_000, window_ms=120_000, clock=clock),
+        IncidentService(
+            engine, announcer, grace_ms=30_000, window_ms=120_000, outbox=notifier.enqueue, clock=clock
+        ),
     )
     bus.subscribe("*", s.seen.append)
-    Notifier(engine, clock=clock).subscribe(bus)
+    notifier.subscribe(bus)
     return s

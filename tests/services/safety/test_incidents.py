@@ -143,3 +143,25 @@ def test_lifecycle_with_notes_and_refused_transitions(safety):
         ("closed", "towed"),
     ]
     assert safety.names()[-3:] == [n.INCIDENT_ACKNOWLEDGED, n.INCIDENT_DISPATCHED, n.INCIDENT_CLOSED]
+
+
+def test_incident_and_its_notifications_are_stored_together(safety):
+    """Nobody listens on this bus: the outbox rows come from the incident's own transaction."""
+    from chelian.events import EventBus
+    from chelian.services.notifications.outbox import Notifier
+    from chelian.services.safety.announce import Announcer
+    from chelian.services.safety.incidents import IncidentService
+
+    quiet = IncidentService(
+        safety.engine,
+        Announcer(safety.engine, EventBus()),
+        outbox=Notifier(safety.engine, clock=safety.clock).enqueue,
+        clock=safety.clock,
+    )
+    CrashObserver(quiet).on_committed(
+        events(EventRow(safety.car.id, 1, "crash", safety.clock.now, safety.clock.now, {}))
+    )
+    [incident] = listed(safety)
+    with safety.engine.connect() as conn:
+        [row] = notifications.for_subject(conn, f"incident:{incident.id}")
+    assert (row.channel, row.target, row.event) == ("email", safety.owner.email, n.INCIDENT_OPENED)
