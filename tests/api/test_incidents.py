@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from chelian.api.routes.safety_deps import get_safety
 from chelian.ingest.batch import EventRow, WriteResult
+from chelian.services.commands.lifecycle import CommandService
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import notifications
 from tests.api.conftest import VIN_A, add_car, make_owner, put_state, vehicle_id
@@ -167,3 +168,15 @@ def test_other_peoples_cars_are_not_found(client, owner):
     stranger = make_owner(client, "nosy@example.com")
     for path in ("incidents", "roadside", "stolen"):
         assert client.get(f"/api/v1/vehicles/{VIN_A}/{path}", headers=stranger.headers).status_code == 404
+
+
+def test_immobilise_goes_through_the_command_service_once(client, engine, owner, car):
+    client.app.state.commands = CommandService.from_settings(client.app.state.settings, engine)
+    base = f"/api/v1/vehicles/{car}/stolen"
+    assert client.post(base, headers=owner.headers).status_code == 201
+    first = client.post(f"{base}/immobilise", headers=owner.headers).json()["immobilise_command_id"]
+    again = client.post(f"{base}/immobilise", headers=owner.headers).json()["immobilise_command_id"]
+    assert first and first == again
+    command = client.get(f"/api/v1/vehicles/{car}/commands/{first}", headers=owner.headers)
+    assert command.status_code == 200, command.text
+    assert command.json()["type"] == "immobilise"

@@ -27,6 +27,9 @@ log = logging.getLogger("chelian.notifications")
 
 Sender = Callable[[Outgoing], None]
 
+LEASE_MS = 120_000
+"""How long a claimed row is left alone: far longer than one send may take (10 s timeouts)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -121,6 +124,9 @@ class NotificationWorker:
         return len(rows)
 
     def _try(self, row: Outgoing) -> None:
+        with self.engine.begin() as conn:  # several workers (processes) may see the same due row
+            if not repo.claim(conn, row.id, row.next_attempt_ms, self.clock() + LEASE_MS):
+                return
         try:
             self.senders[row.channel](row)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed attempt, retried with backoff

@@ -146,6 +146,21 @@ def due(conn: Connection, now: int, limit: int, channels: list[str]) -> list[Out
     return [Outgoing(*r) for r in rows]
 
 
+def claim(conn: Connection, outgoing_id: int, seen_next_ms: int, lease_until_ms: int) -> bool:
+    """Take a due row for one send: push its time to `lease_until_ms` unless someone else
+    already did (compare-and-set on the time we read). If the sender dies mid-send, the row
+    simply becomes due again when the lease ends."""
+    t = notification_outbox
+    return (
+        conn.execute(
+            update(t)
+            .where(t.c.id == outgoing_id, t.c.status == PENDING, t.c.next_attempt_ms == seen_next_ms)
+            .values(next_attempt_ms=lease_until_ms)
+        ).rowcount
+        == 1
+    )
+
+
 def mark_sent(conn: Connection, outgoing_id: int, now: int) -> None:
     t = notification_outbox
     conn.execute(

@@ -135,3 +135,17 @@ def test_email_is_not_sent_before_the_grace_period(engine):
         worker.clock = lambda: later
         assert worker.run_once() == 1
     assert len(mailbox.messages) == 1
+
+
+def test_two_workers_seeing_the_same_row_send_it_once(engine):
+    owner, car = owner_and_car(engine)
+    with webhook_receiver() as hook:
+        with engine.begin() as conn:
+            repo.add_subscription(conn, owner.id, hook.url, SECRET, ["*"], now_ms())
+        Notifier(engine).handle(event(car))
+        a, b = (NotificationWorker(engine, {"webhook": webhook_sender}) for _ in range(2))
+        with engine.connect() as conn:
+            [row] = repo.due(conn, now_ms(), 10, ["webhook"])
+        a._try(row)
+        b._try(row)  # b read the row before a sent it
+        assert len(hook.received) == 1
