@@ -219,6 +219,13 @@ class IncidentService:
             if incident is None:
                 raise NotFoundError(f"no incident {incident_id} for this car")
             repo.add_update(conn, incident_id, now, incident.status, actor, note)
+        self.announcer.publish(
+            n.INCIDENT_NOTE_ADDED,
+            vehicle_id,
+            now,
+            f"incident:{incident_id}:note:{now}:{actor}",
+            {**self.describe(incident), "note": note, "actor": actor},
+        )
         return incident
 
     def describe(self, i: Incident) -> dict[str, Any]:

@@ -142,7 +142,12 @@ def test_lifecycle_with_notes_and_refused_transitions(safety):
         ("dispatched", "driver is fine"),
         ("closed", "towed"),
     ]
-    assert safety.names()[-3:] == [n.INCIDENT_ACKNOWLEDGED, n.INCIDENT_DISPATCHED, n.INCIDENT_CLOSED]
+    assert safety.names()[-4:] == [
+        n.INCIDENT_ACKNOWLEDGED,
+        n.INCIDENT_DISPATCHED,
+        n.INCIDENT_NOTE_ADDED,
+        n.INCIDENT_CLOSED,
+    ]
 
 
 def test_incident_and_its_notifications_are_stored_together(safety):
