@@ -161,3 +161,6 @@ def test_another_user_sees_none_of_these_cars(stack, browser):
     assert page.evaluate("window.chelianConsole.cars.size") == 0
     html = page.content()
     assert not any(vin in html for vin in fleet.vins)
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / ".gitignore").write_text("*\n")
+    page.screenshot(path=str(ARTIFACTS / "console-empty-phone.png"))

@@ -134,11 +134,12 @@
   async function loadRoads() {
     try {
       const roads = await api("/map/roads");
-      const layer = L.geoJSON(roads, {
-        renderer: L.canvas({ padding: 0.5 }), interactive: false,
-        style: (f) => f.properties.kind === "main"
-          ? { color: "#ffffff", weight: 7, opacity: 1 } : { color: "#ffffff", weight: 4, opacity: 0.95 },
-      }).addTo(map);
+      const style = (f) => {   // roads widen as you zoom in, like on a printed map
+        const scale = Math.max(0.4, Math.min(1.6, 2 ** (map.getZoom() - 16)));
+        return { color: "#ffffff", opacity: 1, weight: (f.properties.kind === "main" ? 8 : 5) * scale };
+      };
+      const layer = L.geoJSON(roads, { renderer: L.canvas({ padding: 0.5 }), interactive: false, style }).addTo(map);
+      map.on("zoomend", () => layer.setStyle(style));
       layer.bringToBack();
       if (!state.fitted && layer.getBounds().isValid()) map.fitBounds(layer.getBounds(), { padding: [10, 10] });
     } catch (err) {
