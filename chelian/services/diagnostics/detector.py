@@ -55,6 +55,7 @@ class DiagnosticsDetector:
 
     def on_committed(self, result: WriteResult) -> None:
         self._refresh_plans()
+        self._prefetch(result)
         for msg in sorted(result.new_telemetry, key=lambda m: m.ts_ms):
             row = msg.samples.get(DTC_LIST)
             if row is not None and row[_TEXT] is not None:
@@ -74,6 +75,16 @@ class DiagnosticsDetector:
                 for plan_id, ts_ms in notified:
                     repo.mark_notified(conn, plan_id, ts_ms)
         self.sink.flush()
+
+    def _prefetch(self, result: WriteResult) -> None:
+        """Load, in one query, the open codes of every car of this commit that reports any."""
+        cars = {m.vehicle_id for m in result.new_telemetry if DTC_LIST in m.samples}
+        cars |= {e.vehicle_id for e in result.new_events if e.type == DTC_EVENT}
+        missing = [v for v in cars if v not in self._open]
+        if missing:
+            with self.engine.connect() as conn:
+                self._open.update(repo.open_codes_many(conn, missing))
+            self.cars.prefetch(missing)
 
     def _codes(self, vehicle_id: int) -> dict[str, str]:
         codes = self._open.get(vehicle_id)

@@ -12,6 +12,7 @@ Colleagues' detectors publish `*_detected` events (crash_detected, ...) on the b
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -42,7 +43,11 @@ DETECTED_SUFFIX: Final = "_detected"
 
 
 class CarDirectory:
-    """vehicle_id -> (vin, owner_id), loaded on first sight; ownership changes are rare."""
+    """vehicle_id -> (vin, owner_id), loaded on first sight; ownership changes are rare.
+
+    Detectors call `prefetch` with a commit's cars first, so a fleet's first messages cost one
+    query per batch rather than one per car.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -56,6 +61,15 @@ class CarDirectory:
                                    .where(vehicles.c.id == vehicle_id)).one()
             car = self._cars[vehicle_id] = (row[0], int(row[1]))
         return car
+
+    def prefetch(self, vehicle_ids: Iterable[int]) -> None:
+        missing = [v for v in set(vehicle_ids) if v not in self._cars]
+        if not missing:
+            return
+        with self.engine.connect() as conn:
+            for vid, vin, owner in conn.execute(select(vehicles.c.id, vehicles.c.vin, vehicles.c.owner_id)
+                                                .where(vehicles.c.id.in_(missing))):
+                self._cars[vid] = (vin, int(owner))
 
     def vin(self, vehicle_id: int) -> str:
         return self.get(vehicle_id)[0]

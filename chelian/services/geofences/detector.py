@@ -66,6 +66,7 @@ class GeofenceDetector:
         if not fixes:
             return
         self.index.refresh()
+        self.cars.prefetch(f[0] for f in fixes)
         per_fix = self.index.candidates([f[3] for f in fixes], [f[4] for f in fixes])
         for (vehicle_id, seq, ts_ms, lat, lon), near in zip(fixes, per_fix, strict=True):
             if near or vehicle_id in self._tracks:

@@ -78,6 +78,7 @@ class DrivingRulesDetector:
         self.refresh()
         if not self._rules:
             return
+        self.cars.prefetch(m.vehicle_id for m in result.new_telemetry if m.vehicle_id in self._rules)
         for msg in sorted(result.new_telemetry, key=lambda m: m.ts_ms):
             rules = self._rules.get(msg.vehicle_id)
             if rules is None:

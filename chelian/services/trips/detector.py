@@ -161,14 +161,22 @@ class TripDetector:
 
     def _flush(self) -> None:
         ops, self._ops = self._ops, []
+        self.cars.prefetch(op[1] for op in ops)
         with self.engine.begin() as conn:
+            new = [(vid, trip) for kind, vid, _, trip in ops if kind == "start" and trip.trip_id is None]
+            if new:
+                ids = repo.start_many(conn, [(vid, t.start_ms, t.to_stats()) for vid, t in new])
+                for (_, trip), trip_id in zip(new, ids, strict=True):
+                    trip.trip_id = trip_id
+            ended = []
             for kind, vehicle_id, _, trip in ops:
-                if trip.trip_id is None:
+                if trip.trip_id is None:  # a resumed trip whose row was lost: start it again
                     trip.trip_id = repo.start(conn, vehicle_id, trip.start_ms, trip.to_stats())
-                if kind == "checkpoint" and vehicle_id in self._open:
+                if kind == "checkpoint" and self._open.get(vehicle_id) is trip:
                     repo.checkpoint(conn, trip.trip_id, trip.to_stats())
                 elif kind == "end":
-                    repo.finish(conn, trip.trip_id, trip.summary())
+                    ended.append((trip.trip_id, trip.summary()))
+            repo.finish_many(conn, ended)
         for kind, vehicle_id, seq, trip in ops:
             if kind == "checkpoint":
                 continue

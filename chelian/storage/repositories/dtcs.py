@@ -40,6 +40,16 @@ def open_codes(conn: Connection, vehicle_id: int) -> dict[str, str]:
                                                   dtcs.c.status.in_(OPEN_STATUSES)))}
 
 
+def open_codes_many(conn: Connection, vehicle_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Open codes of several cars in one query; every asked car has an entry (maybe empty)."""
+    out: dict[int, dict[str, str]] = {v: {} for v in vehicle_ids}
+    for vid, code, status in conn.execute(
+            select(dtcs.c.vehicle_id, dtcs.c.code, dtcs.c.status)
+            .where(dtcs.c.vehicle_id.in_(vehicle_ids), dtcs.c.status.in_(OPEN_STATUSES))):
+        out[vid][code] = status
+    return out
+
+
 def save(conn: Connection, vehicle_id: int, code: str, status: str, ts_ms: int,
          freeze_frame: dict[str, Any] | None = None) -> None:
     """Record a code's new status; a code reported again after being cleared starts afresh."""

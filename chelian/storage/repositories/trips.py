@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from chelian.storage.repositories.telemetry import LAT, LON
 from chelian.storage.tables import telemetry
@@ -43,12 +43,31 @@ def start(conn: Connection, vehicle_id: int, start_ms: int, stats: dict[str, Any
                             .returning(trips.c.id)).scalar_one())
 
 
+def start_many(conn: Connection, rows: list[tuple[int, int, dict[str, Any]]]) -> list[int]:
+    """(vehicle_id, start_ms, stats) -> new trip ids in the same order, in one statement."""
+    result = conn.execute(
+        insert(trips).returning(trips.c.id, sort_by_parameter_order=True),
+        [dict(vehicle_id=v, start_ms=ts, open=True, stats=stats, start_lat=stats.get("start_lat"),
+              start_lon=stats.get("start_lon")) for v, ts, stats in rows])
+    return [int(i) for i in result.scalars()]
+
+
 def checkpoint(conn: Connection, trip_id: int, stats: dict[str, Any]) -> None:
     conn.execute(update(trips).where(trips.c.id == trip_id).values(stats=stats))
 
 
 def finish(conn: Connection, trip_id: int, summary: dict[str, Any]) -> None:
-    conn.execute(update(trips).where(trips.c.id == trip_id).values(**summary, open=False, stats=None))
+    finish_many(conn, [(trip_id, summary)])
+
+
+def finish_many(conn: Connection, items: list[tuple[int, dict[str, Any]]]) -> None:
+    """Close several trips in one executemany (every summary has the same keys)."""
+    if not items:
+        return
+    keys = list(items[0][1])
+    stmt = (update(trips).where(trips.c.id == bindparam("trip_id"))
+            .values(**{k: bindparam(f"v_{k}") for k in keys}, open=False, stats=None))
+    conn.execute(stmt, [{"trip_id": tid, **{f"v_{k}": s[k] for k in keys}} for tid, s in items])
 
 
 def open_trips(conn: Connection) -> list[tuple[int, int, dict[str, Any]]]:
