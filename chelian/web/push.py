@@ -58,14 +58,17 @@ class Subscription:
     merged: int = 0
     """Updates folded into an earlier one of the same car before a flush (a measure of coalescing)."""
 
-    def put(self, vin: str, update: Update) -> None:
+    def put(self, items: list[tuple[str, Update]]) -> None:
+        """Merge (vin, update) pairs in; one lock round per commit, not per car."""
         with self._lock:
-            current = self._pending.get(vin)
-            if current is None:
-                self._pending[vin] = dict(update)
-            else:
-                current.update(update)
-                self.merged += 1
+            pending = self._pending
+            for vin, update in items:
+                current = pending.get(vin)
+                if current is None:
+                    pending[vin] = update.copy()  # copied: the same update goes to every subscription
+                else:
+                    current.update(update)
+                    self.merged += 1
 
     def take(self) -> dict[str, Update]:
         with self._lock:
@@ -116,14 +119,18 @@ class PushHub:
         if not updates:
             return
         owners = self._owners_of(list(updates))
-        with self._lock:
-            for vehicle_id, update in updates.items():
-                owner = owners.get(vehicle_id)
-                if owner is None:
-                    continue
+        by_owner: dict[int, list[tuple[str, Update]]] = {}
+        for vehicle_id, update in updates.items():
+            owner = owners.get(vehicle_id)
+            if owner is not None:
                 owner_id, vin = owner
-                for sub in self._by_user.get(owner_id, ()):
-                    sub.put(vin, {"vin": vin, **update})
+                update["vin"] = vin
+                by_owner.setdefault(owner_id, []).append((vin, update))
+        with self._lock:
+            targets = [(sub, items) for owner_id, items in by_owner.items()
+                       for sub in self._by_user.get(owner_id, ())]
+        for sub, items in targets:
+            sub.put(items)
 
     def _owners_of(self, vehicle_ids: list[int]) -> dict[int, tuple[int, str]]:
         if self._clock() - self._owners_loaded_at > OWNER_CACHE_S:

@@ -159,7 +159,7 @@
     if (!m) {
       m = new CarMarker([car.lat, car.lon], { renderer, heading: car.heading || 0, fillColor: colour });
       m.on("click", () => { location.hash = "#/car/" + car.vin; });
-      m.bindTooltip(() => `${car.name || car.vin}<br>${fmtSpeed(car.speed)} · ${status(car)}`);
+      m.bindTooltip(() => `${esc(car.name || car.vin)}<br>${fmtSpeed(car.speed)} · ${status(car)}`);
       m.addTo(map);
       state.markers.set(car.vin, m);
       return;
