@@ -6,9 +6,11 @@ any CDN, and the roads that matter are exactly the ones the cars drive on. Any
 once that lands) becomes line features: each undirected segment once, tagged by its speed
 limit so the client can draw faster roads wider.
 
-The network is built once per process and cached: a grid is deterministic from its seed and
-centre, so the server draws the same city `chelian demo` / `chelian sim` drive on with their
-defaults (seed 0, centred on Ann Arbor).
+Which network: `app.state.road_network` when the process that serves the API also drives the
+cars on something else (set it to `fleet.network`, e.g. OSM roads); otherwise the default
+grid, built once per process: it is deterministic from its seed and centre, so the server
+draws the same city `chelian demo` / `chelian sim` drive on with their defaults (seed 0,
+centred on Ann Arbor).
 
 Example:
     roads_geojson(default_network(), bbox=(-83.76, 42.27, -83.72, 42.29))
@@ -35,6 +37,10 @@ FAST_ROAD_MS = 50 / 3.6
 def default_network(seed: int = 0) -> RoadNetwork:
     """The street grid a default simulated fleet drives on."""
     return StreetGrid.generate(*DEFAULT_CENTRE, seed=seed)
+
+
+def network_for(app_state: Any) -> RoadNetwork:
+    return getattr(app_state, "road_network", None) or default_network()
 
 
 def parse_bbox(raw: str | None) -> BBox | None:

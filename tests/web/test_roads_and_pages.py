@@ -70,3 +70,11 @@ def test_a_malformed_bbox_is_a_400_with_the_reason(client, ana):
         r = client.get("/api/v1/map/roads", params={"bbox": bad}, headers=ana.headers)
         assert r.status_code == 400, bad
         assert "bbox" in r.json()["detail"]
+
+
+def test_the_app_can_serve_the_network_its_fleet_drives_on(app, client, ana):
+    app.state.road_network = StreetGrid.generate(48.1374, 11.5755, seed=3, blocks=2)  # a tiny Munich
+    roads = client.get("/api/v1/map/roads", headers=ana.headers).json()
+    assert len(roads["features"]) == 12  # 3 x 3 intersections: 6 + 6 two-way segments
+    lon, lat = roads["features"][0]["geometry"]["coordinates"][0]
+    assert abs(lat - 48.14) < 0.01 and abs(lon - 11.58) < 0.01
