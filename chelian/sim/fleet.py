@@ -127,6 +127,8 @@ class Fleet:
         self._ready = threading.Event()
         self.tick_lag_s = 0.0
         """How late the last round of ticks finished (0 when the fleet keeps pace)."""
+        self.ticks = 0
+        """Car-ticks done so far (one car sampled once): the simulator's unit of work."""
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -219,6 +221,7 @@ class Fleet:
                     try:
                         car.source.advance(period)
                         car.agent.tick()
+                        self.ticks += 1
                     except Exception:  # one car's bug must not stop the fleet
                         log.exception("sim_car_tick_failed vin=%s", car.config.vin)
                 deadline += period / slices
