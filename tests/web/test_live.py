@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from chelian.web.live import CLOSE_UNAUTHORISED
+from chelian.web.live import CLOSE_UNAUTHORISED, FLUSH_INTERVAL_S
 from chelian.web.routes import hub_for
 from tests.fixtures_brokers import wait_until
 from tests.web.conftest import committed, position
@@ -83,3 +84,21 @@ def test_a_bad_first_message_is_refused_with_4401(client, ana, first):
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
     assert closed.value.code == CLOSE_UNAUTHORISED
+
+
+def test_a_burst_of_updates_reaches_the_browser_in_a_frame_per_flush_interval(client, app, ana):
+    ws, a = connect(client, ana.token)
+    try:
+        assert [a.receive_json()["type"], a.receive_json()["type"]] == ["hello", "snapshot"]
+        hub = hub_for(app)
+        started = time.monotonic()
+        for seq in range(1, 51):  # 50 messages, normally well inside one 300 ms flush interval
+            hub.on_committed(committed([position(ana.vehicle_id, seq, 42.0 + seq / 1000, -83.0)]))
+        intervals = (time.monotonic() - started) / FLUSH_INTERVAL_S
+        frames = []
+        while not frames or frames[-1]["cars"][0]["lat"] != 42.05:
+            frames.append(a.receive_json())
+    finally:
+        ws.__exit__(None, None, None)
+    assert len(frames) <= 2 + intervals  # a frame per flush interval, never one per message
+    assert all(len(f["cars"]) == 1 for f in frames)
