@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep, OwnedVehicle, parse_instant
+from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep, parse_instant
 from chelian.api.schemas.commands import CommandCreate, CommandPublic, CommandsPublic
 from chelian.errors import NotFoundError
 from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandService
@@ -40,7 +40,9 @@ CommandsDep = Annotated[CommandService, Depends(get_commands)]
 
 def owned_vehicle_briefly(vin: str, user: CurrentUser, engine: EngineDep) -> Vehicle:
     """OwnedVehicle without holding a pooled connection for the whole request: a long poll
-    (`wait_s`) must not keep a database connection while it waits."""
+    (`wait_s`) must not keep one while it waits, and a request that holds one while the service
+    checks out another can starve the pool under load (every request holding one, waiting for
+    a second)."""
     with engine.connect() as conn:
         vehicle = vehicles.owned(conn, user.id, vin.strip().upper())
     if vehicle is None:
@@ -57,7 +59,8 @@ BrieflyOwnedVehicle = Annotated[Vehicle, Depends(owned_vehicle_briefly)]
                         404: {"description": "Not one of your cars"},
                         409: {"description": "Idempotency-Key already used for a different request"}})
 def send_command(
-    body: CommandCreate, vehicle: OwnedVehicle, user: CurrentUser, commands: CommandsDep, response: Response,
+    body: CommandCreate, vehicle: BrieflyOwnedVehicle, user: CurrentUser, commands: CommandsDep,
+    response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255,
                                                   description="Retry with the same key: same command, "
                                                               "never sent twice")] = None,
@@ -88,7 +91,7 @@ async def read_command(
 @router.get("/{vin}/commands", response_model=CommandsPublic,
             responses={404: {"description": "Not one of your cars"}})
 def list_commands(
-    vehicle: OwnedVehicle, commands: CommandsDep,
+    vehicle: BrieflyOwnedVehicle, commands: CommandsDep,
     status_: Annotated[str | None, Query(alias="status", pattern="^(" + "|".join(STATES) + ")$")] = None,
     before: Annotated[str | None, Query(description="only commands created before this (ISO-8601 or "
                                                     "epoch ms)")] = None,

@@ -33,6 +33,7 @@ from chelian.services.commands.keys import PINNED_ON_FIRST_USE
 from chelian.services.commands.lifecycle import CommandService
 from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories import keys as key_repo
+from chelian.storage.repositories.keys import AgentKey
 
 log = logging.getLogger("chelian.commands")
 
@@ -53,16 +54,53 @@ def _ignore(vin: str, reason: str, detail: str = "") -> AckOutcome:
     return AckOutcome(ignored=reason)
 
 
+def handle_acks(service: CommandService, inbound: list[tuple[str, bytes, int]]) -> list[AckOutcome]:
+    """Verify and settle a batch of (vin, payload, received_ms): one read for the cars' keys, one
+    transaction for all outcomes (what lets one relay thread keep up with a fleet)."""
+    with service.engine.connect() as conn:
+        known = key_repo.vehicles_and_agent_keys(conn, {vin for vin, _payload, _ms in inbound})
+    outcomes = [AckOutcome()] * len(inbound)
+    verified: list[tuple[int, str, int, Ack, int]] = []
+    for i, (vin, payload, received_ms) in enumerate(inbound):
+        checked = _verify(service, known, vin, payload, received_ms)
+        if isinstance(checked, Ack):
+            verified.append((i, vin, known[vin][0], checked, received_ms))
+        else:
+            outcomes[i] = checked
+    if not verified:
+        return outcomes
+    moved = service.settle_acks([
+        (ack.id, vehicle_id, ack.h, ack.status,
+         dict(reason=ack.reason, result=ack.result, acked_ms=received_ms, car_ts_ms=ack.ts,
+              finished_ms=received_ms))
+        for _i, _vin, vehicle_id, ack, received_ms in verified])
+    for (i, vin, vehicle_id, ack, received_ms), settled in zip(verified, moved, strict=True):
+        if settled is None:
+            outcomes[i] = _why_not_settled(service, vin, vehicle_id, ack)
+            continue
+        type_, sent_ms, created_ms = settled
+        car_ms = received_ms - sent_ms if sent_ms is not None else None
+        log.info("%s id=%s vin=%s type=%s status=%s reason=%s car_ms=%s total_ms=%d", COMMAND_SETTLED, ack.id,
+                 vin, type_, ack.status, ack.reason, car_ms, received_ms - created_ms)
+        outcomes[i] = AckOutcome(command_id=ack.id)
+    return outcomes
+
+
 def handle_ack(service: CommandService, vin: str, payload: bytes, received_ms: int) -> AckOutcome:
+    return handle_acks(service, [(vin, payload, received_ms)])[0]
+
+
+def _verify(service: CommandService, known: dict[str, tuple[int, AgentKey | None]], vin: str, payload: bytes,
+            received_ms: int) -> Ack | AckOutcome:
+    """The ack, once its signature checks out against the car's pinned key (pinning it on
+    first use); otherwise why it was ignored. An announcement pins and ends here."""
     try:
         sealed = unwrap(payload)
     except EnvelopeError as exc:
         return _ignore(vin, "malformed", exc.detail)
-    with service.engine.connect() as conn:
-        found = key_repo.vehicle_and_agent_key(conn, vin)
-    if found is None:
+    if vin not in known:
         return _ignore(vin, "unknown_vehicle")
-    vehicle_id, pinned = found
+    vehicle_id, pinned = known[vin]
     try:
         if pinned is None:
             if sealed.pub is None or key_id(sealed.pub) != sealed.kid:
@@ -80,24 +118,16 @@ def handle_ack(service: CommandService, vin: str, payload: bytes, received_ms: i
         with service.engine.begin() as conn:
             pinned = key_repo.pin_agent_key(conn, vehicle_id, sealed.kid, b64u(sealed.pub or b""),
                                             received_ms, PINNED_ON_FIRST_USE)
+        known[vin] = (vehicle_id, pinned)
         if pinned.kid != sealed.kid:  # another process pinned a different key first
             return _ignore(vin, "key_mismatch", f"signed by {sealed.kid}, pinned {pinned.kid}")
         log.info("%s vin=%s kid=%s how=%s", AGENT_KEY_PINNED, vin, pinned.kid, pinned.how)
     if body.get("kind") == KIND_AGENT_KEY:
         return AckOutcome()
     try:
-        ack = Ack.from_body(body)
+        return Ack.from_body(body)
     except EnvelopeError as exc:
         return _ignore(vin, exc.reason, exc.detail)
-    moved = service.settle_ack(ack.id, vehicle_id, ack.h, ack.status, reason=ack.reason, result=ack.result,
-                               acked_ms=received_ms, car_ts_ms=ack.ts, finished_ms=received_ms)
-    if moved is None:
-        return _why_not_settled(service, vin, vehicle_id, ack)
-    type_, sent_ms, created_ms = moved
-    car_ms = received_ms - sent_ms if sent_ms is not None else None
-    log.info("%s id=%s vin=%s type=%s status=%s reason=%s car_ms=%s total_ms=%d", COMMAND_SETTLED, ack.id,
-             vin, type_, ack.status, ack.reason, car_ms, received_ms - created_ms)
-    return AckOutcome(command_id=ack.id)
 
 
 def _why_not_settled(service: CommandService, vin: str, vehicle_id: int, ack: Ack) -> AckOutcome:

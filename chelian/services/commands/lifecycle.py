@@ -223,12 +223,12 @@ class CommandService:
 
     # --- what the relay calls ------------------------------------------------------------
 
-    def mark_sent(self, command_ids: list[str]) -> list[str]:
+    def mark_sent(self, command_ids: list[str], sent_ms: int | None = None) -> list[str]:
         """Durability relaxed: losing a `sent` mark in a database crash only means a resend,
         which the car answers from memory."""
         with self.engine.begin() as conn:
             repo.relax_durability(conn)
-            return repo.mark_sent(conn, command_ids, self.clock(), TRANSITIONS[SENT], SENT)
+            return repo.mark_sent(conn, command_ids, sent_ms or self.clock(), TRANSITIONS[SENT], SENT)
 
     def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,
                 states: tuple[str, ...] = UNSETTLED) -> list[tuple[str, str, bytes]]:
@@ -254,15 +254,17 @@ class CommandService:
             self.notifier.notify([command_id])
         return moved
 
-    def settle_ack(self, command_id: str, vehicle_id: int, env_hash: str, status: str,
-                   **values: Any) -> tuple[str, int | None, int] | None:
-        """Apply a verified ack's outcome if it answers the envelope sent under that id.
+    def settle_acks(self, acks: list[tuple[str, int, str, str, dict[str, Any]]]
+                    ) -> list[tuple[str, int | None, int] | None]:
+        """Apply verified acks - (command id, vehicle id, envelope hash, status, values) - each only
+        if it answers the envelope sent under that id; one transaction for the lot. Per ack:
+        (type, sent_ms, created_ms) when the command moved, else None.
 
         Durability relaxed: the car keeps its answers, so an ack lost in a database crash comes
-        back with the next resend. Returns (type, sent_ms, created_ms) when the command moved."""
+        back with the next resend."""
         with self.engine.begin() as conn:
             repo.relax_durability(conn)
-            moved = repo.settle(conn, command_id, vehicle_id, env_hash, status, TRANSITIONS[status], **values)
-        if moved is not None:
-            self.notifier.notify([command_id])
+            moved = [repo.settle(conn, cid, vid, h, status, TRANSITIONS[status], **values)
+                     for cid, vid, h, status, values in acks]
+        self.notifier.notify([ack[0] for ack, m in zip(acks, moved, strict=True) if m is not None])
         return moved

@@ -37,7 +37,7 @@ from paho.mqtt.properties import Properties
 from chelian.ingest.worker import BrokerEndpoint, make_client
 from chelian.link import topics
 from chelian.link.codec import WireError, decode_status
-from chelian.services.commands.acks import handle_ack
+from chelian.services.commands.acks import handle_acks
 from chelian.services.commands.lifecycle import SENT, CommandService
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import vehicles
@@ -175,29 +175,41 @@ class CommandRelay:
                 self._retrying(self._sweep)
 
     def _handle(self, jobs: list[_Send | _Inbound]) -> None:
-        """In arrival order; consecutive new commands are published together and marked sent in
-        one transaction (what keeps a burst of commands cheap)."""
-        sends: list[tuple[str, str, bytes]] = []
-        for job in jobs:
-            if isinstance(job, _Send):
-                sends.append((job.command_id, job.vin, job.payload))
-                continue
-            if sends:
-                self._retrying(lambda batch=sends: self._publish(batch))
-                sends = []
-            if not self._retrying(lambda j=job: self._inbound(j)):
-                return  # stopping: unacked messages come back from the broker session
-            if job.qos > 0 and job.generation == self._generation:
-                self._client.ack(job.mid, job.qos)
+        """New commands are published together and marked sent in one transaction; consecutive
+        acks are settled together; PUBACKs go out in arrival order, each after its commit."""
+        sends = [(j.command_id, j.vin, j.payload) for j in jobs if isinstance(j, _Send)]
         if sends:
             self._retrying(lambda: self._publish(sends))
+        acks: list[_Inbound] = []
+        for job in jobs:
+            if not isinstance(job, _Inbound):
+                continue
+            parsed = topics.parse_topic(job.topic)
+            if parsed is not None and parsed[1] == topics.ACKS:
+                acks.append(job)
+                continue
+            if not self._settle(acks):
+                return
+            acks = []
+            if parsed is not None and parsed[1] == topics.STATUS:
+                if not self._retrying(lambda vin=parsed[0], j=job: self._status(vin, j.payload)):
+                    return  # stopping: unacked messages come back from the broker session
+            self._puback([job])
+        self._settle(acks)
 
-    def _inbound(self, job: _Inbound) -> None:
-        parsed = topics.parse_topic(job.topic)
-        if parsed is not None and parsed[1] == topics.ACKS:
-            handle_ack(self.service, parsed[0], job.payload, job.received_ms)
-        elif parsed is not None and parsed[1] == topics.STATUS:
-            self._status(parsed[0], job.payload)
+    def _settle(self, acks: list[_Inbound]) -> bool:
+        if not acks:
+            return True
+        batch = [(topics.parse_topic(j.topic)[0], j.payload, j.received_ms) for j in acks]  # type: ignore[index]
+        if not self._retrying(lambda: handle_acks(self.service, batch)):
+            return False
+        self._puback(acks)
+        return True
+
+    def _puback(self, jobs: list[_Inbound]) -> None:
+        for job in jobs:
+            if job.qos > 0 and job.generation == self._generation:  # never across a reconnect
+                self._client.ack(job.mid, job.qos)
 
     def _retrying(self, step: Callable[[], None]) -> bool:
         """Run `step` until it succeeds (storage hiccups); False if asked to stop meanwhile."""
@@ -228,13 +240,13 @@ class CommandRelay:
 
     def _publish(self, targets: list[tuple[str, str, bytes]]) -> None:
         """Publish to the cars that are online; the rest stay as they are until theirs comes."""
-        sent = []
+        sent, sent_ms = [], now_ms()  # before publishing: an ack may beat the bookkeeping
         for command_id, vin, payload in targets:
             if vin in self.online:
                 self._client.publish(topics.vehicle_topic(vin, topics.COMMANDS), payload, qos=1)
                 sent.append(command_id)
         if sent:
-            for command_id in self.service.mark_sent(sent):
+            for command_id in self.service.mark_sent(sent, sent_ms):
                 log.info("%s id=%s", COMMAND_SENT, command_id)
 
     def _sweep(self) -> None:

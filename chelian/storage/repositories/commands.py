@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -131,12 +131,13 @@ def relax_durability(conn: Connection) -> None:
 
 def mark_sent(conn: Connection, command_ids: list[str], now_ms: int, from_states: Iterable[str],
               to: str) -> list[str]:
-    """Record a (re)send: first send time kept, attempts counted. Returns the ids updated."""
+    """Record a (re)send - a fact even when a fast ack already settled the command, so the state
+    moves only from `from_states`, while times and attempts are always noted. Returns the ids."""
     c = commands.c
     rows = conn.execute(
-        update(commands).where(c.id.in_(command_ids), c.status.in_(list(from_states)))
-        .values(status=to, sent_ms=func.coalesce(c.sent_ms, now_ms), last_sent_ms=now_ms,
-                attempts=c.attempts + 1)
+        update(commands).where(c.id.in_(command_ids))
+        .values(status=case((c.status.in_(list(from_states)), to), else_=c.status),
+                sent_ms=func.coalesce(c.sent_ms, now_ms), last_sent_ms=now_ms, attempts=c.attempts + 1)
         .returning(c.id))
     return [r[0] for r in rows]
 

@@ -6,6 +6,7 @@ Only public halves live in the database. The platform's private key is a file in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -70,14 +71,12 @@ def agent_key(conn: Connection, vehicle_id: int) -> AgentKey | None:
     return AgentKey(*row) if row else None
 
 
-def vehicle_and_agent_key(conn: Connection, vin: str) -> tuple[int, AgentKey | None] | None:
-    """(vehicle id, pinned key or None) in one round trip; None for an unknown VIN."""
-    row = conn.execute(select(vehicles.c.id, *agent_keys.c).select_from(vehicles)
-                       .outerjoin(agent_keys, agent_keys.c.vehicle_id == vehicles.c.id)
-                       .where(vehicles.c.vin == vin)).first()
-    if row is None:
-        return None
-    return row[0], (AgentKey(*row[1:]) if row[1] is not None else None)
+def vehicles_and_agent_keys(conn: Connection, vins: Iterable[str]) -> dict[str, tuple[int, AgentKey | None]]:
+    """VIN -> (vehicle id, pinned key or None) in one round trip; unknown VINs are absent."""
+    rows = conn.execute(select(vehicles.c.vin, vehicles.c.id, *agent_keys.c).select_from(vehicles)
+                        .outerjoin(agent_keys, agent_keys.c.vehicle_id == vehicles.c.id)
+                        .where(vehicles.c.vin.in_(list(vins))))
+    return {r[0]: (r[1], AgentKey(*r[2:]) if r[2] is not None else None) for r in rows}
 
 
 def pin_agent_key(conn: Connection, vehicle_id: int, kid: str, public_key: str, now_ms: int,
