@@ -58,7 +58,8 @@ def seed(engine, cars: list[str], fences: int, rng: random.Random) -> None:  # t
         conn.execute(insert(users), [dict(id=i + 1, email=f"o{i}@bench", password_hash="x", created_ms=now)
                                      for i in range(OWNERS)])
         conn.execute(insert(vehicles), [dict(id=i + 1, vin=v, make="Ford", model="Focus", year=2020,
-                                             owner_id=i % OWNERS + 1, created_ms=now) for i, v in enumerate(cars)])
+                                             owner_id=i % OWNERS + 1, created_ms=now)
+                                        for i, v in enumerate(cars)])
         conn.execute(insert(alert_rules), [dict(vehicle_id=i + 1, speed_limit_kmh=60.0, curfew_start_min=0,
                                                 curfew_end_min=300, timezone="Europe/Paris")
                                            for i in range(len(cars))])
@@ -69,15 +70,18 @@ def seed(engine, cars: list[str], fences: int, rng: random.Random) -> None:  # t
         for i in range(fences):
             lat, lon = LAT0 + rng.uniform(0, SPAN), LON0 + rng.uniform(0, SPAN)
             owner = rng.randrange(OWNERS) + 1
-            car = (owner - 1) + OWNERS * rng.randrange(max(1, len(cars) // OWNERS)) + 1 if i % 3 == 0 else None
+            # every third fence is bound to one of its owner's cars (car ids are owner-1 + k*OWNERS + 1)
+            car = owner + OWNERS * rng.randrange(max(1, len(cars) // OWNERS)) if i % 3 == 0 else None
             base = dict(owner_id=owner, vehicle_id=car, name=f"f{i}", created_ms=now, center_lat=None,
                         center_lon=None, radius_m=None, geometry=None)
             if i % 5:
-                rows.append(dict(base, kind="circle", center_lat=lat, center_lon=lon, radius_m=rng.uniform(100, 800)))
+                rows.append(dict(base, kind="circle", center_lat=lat, center_lon=lon,
+                                 radius_m=rng.uniform(100, 800)))
             else:
                 d = rng.uniform(0.002, 0.01)
                 ring = [[lon + d * math.cos(a), lat + d * math.sin(a)] for a in (0, 1.3, 2.6, 3.9, 5.2)]
-                rows.append(dict(base, kind="polygon", geometry={"type": "Polygon", "coordinates": [ring + [ring[0]]]}))
+                geometry = {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
+                rows.append(dict(base, kind="polygon", geometry=geometry))
         conn.execute(insert(geofences), rows)
 
 
@@ -142,20 +146,23 @@ def main() -> None:
     withouts, withs = [], []
     for _ in range(args.repeat):
         withouts.append(run(cars, args.geofences, args.messages, args.batch, False, 1))
-        print(f"without rules {withouts[-1]['signals_per_s']:>10,.0f} signals/s ({withouts[-1]['seconds']:.1f} s)")
+        last = withouts[-1]
+        print(f"without rules {last['signals_per_s']:>10,.0f} signals/s ({last['seconds']:.1f} s)",
+              flush=True)
         withs.append(run(cars, args.geofences, args.messages, args.batch, True, 1))
         print(f"with rules    {withs[-1]['signals_per_s']:>10,.0f} signals/s ({withs[-1]['seconds']:.1f} s)  "
-              f"events: {withs[-1]['events']}")
+              f"events: {withs[-1]['events']}", flush=True)
     without = max(withouts, key=lambda r: r["signals_per_s"])
     with_rules = max(withs, key=lambda r: r["signals_per_s"])
     ratio = with_rules["signals_per_s"] / without["signals_per_s"]
     print(f"ratio with/without (best of {args.repeat} each): {ratio:.2f} "
           "(MQTT leg left out: Processor.process on PostgreSQL)")
-    print(json.dumps({"with_rules_signals_per_s": round(with_rules["signals_per_s"]),
-                      "without_rules_signals_per_s": round(without["signals_per_s"]), "ratio": round(ratio, 3),
-                      "cars": args.cars, "geofences": args.geofences, "messages_per_car": args.messages,
-                      "batch": args.batch, "repeat": args.repeat, "events": with_rules["events"], "mqtt": False,
-                      "database": "postgresql"}))
+    print(json.dumps({
+        "with_rules_signals_per_s": round(with_rules["signals_per_s"]),
+        "without_rules_signals_per_s": round(without["signals_per_s"]), "ratio": round(ratio, 3),
+        "cars": args.cars, "geofences": args.geofences, "messages_per_car": args.messages,
+        "batch": args.batch, "repeat": args.repeat, "events": with_rules["events"], "mqtt": False,
+        "database": "postgresql"}))
 
 
 if __name__ == "__main__":

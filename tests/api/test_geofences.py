@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from tests.api.conftest import VIN_B, add_car, make_owner
 
-SQUARE = {"type": "Polygon", "coordinates": [[[2.0, 48.0], [2.01, 48.0], [2.01, 48.01], [2.0, 48.01], [2.0, 48.0]]]}
+SQUARE = {"type": "Polygon",
+          "coordinates": [[[2.0, 48.0], [2.01, 48.0], [2.01, 48.01], [2.0, 48.01], [2.0, 48.0]]]}
 
 
 def test_create_list_get_delete_circle_and_polygon(client, owner, car):
@@ -40,7 +41,8 @@ def test_invalid_shapes_are_refused(client, owner):
 
 
 def test_strangers_see_nothing(client, owner, car):
-    fence = client.post("/api/v1/geofences", headers=owner.headers, json={"name": "depot", "polygon": SQUARE}).json()
+    fence = client.post("/api/v1/geofences", headers=owner.headers,
+                        json={"name": "depot", "polygon": SQUARE}).json()
     eve = make_owner(client, "eve@example.com")
     add_car(client, eve, VIN_B)
     assert client.get(f"/api/v1/geofences/{fence['id']}", headers=eve.headers).status_code == 404
@@ -56,7 +58,8 @@ def test_strangers_see_nothing(client, owner, car):
 def test_alert_rules_round_trip_and_validation(client, owner, car):
     url = f"/api/v1/vehicles/{car}/alert-rules"
     assert client.get(url, headers=owner.headers).json()["speed_limit_kmh"] is None
-    body = {"speed_limit_kmh": 110, "curfew_start": "22:30", "curfew_end": "06:00", "timezone": "Europe/Paris"}
+    body = {"speed_limit_kmh": 110, "curfew_start": "22:30", "curfew_end": "06:00",
+            "timezone": "Europe/Paris"}
     r = client.put(url, headers=owner.headers, json=body)
     assert r.status_code == 200 and r.json() == body
     assert client.get(url, headers=owner.headers).json() == body

@@ -19,7 +19,8 @@ def test_alerts_listed_newest_first_with_type_filter(client, owner, car, engine)
                                  (vid, "crash_detected", now - 1000, "k3", {}),
                                  (vid, "crash_detected", now - 1000, "k3", {})])  # a repeat lands once
     r = client.get(f"/api/v1/vehicles/{car}/alerts", headers=owner.headers)
-    assert [a["type"] for a in r.json()["data"]] == ["crash_detected", "speed_limit_exceeded", "geofence_entered"]
+    assert [a["type"] for a in r.json()["data"]] == ["crash_detected", "speed_limit_exceeded",
+                                                     "geofence_entered"]
     r = client.get(f"/api/v1/vehicles/{car}/alerts?type=geofence_entered&type=crash_detected",
                    headers=owner.headers)
     assert r.json()["count"] == 2
@@ -31,7 +32,8 @@ def test_dtcs_health_and_maintenance(client, owner, car, engine):
         dtcs.save(conn, vid, "P0301", "active", now - 5000, {"Vehicle.Speed": 80.0})
         dtcs.save(conn, vid, "P0420", "active", now - 4000)
         dtcs.save(conn, vid, "P0420", "cleared", now - 1000)
-    put_state(engine, car, {"Vehicle.LowVoltageBattery.CurrentVoltage": 12.6, "Vehicle.TraveledDistance": 42_000_000,
+    put_state(engine, car, {"Vehicle.LowVoltageBattery.CurrentVoltage": 12.6,
+                            "Vehicle.TraveledDistance": 42_000_000,
                             "Vehicle.Chassis.Axle.Row1.Wheel.Left.Tire.Pressure": 190}, now - 1000)
     r = client.get(f"/api/v1/vehicles/{car}/dtcs", headers=owner.headers).json()
     assert [(d["code"], d["status"], d["severity"]) for d in r["data"]] == [("P0301", "active", "high"),
@@ -44,8 +46,8 @@ def test_dtcs_health_and_maintenance(client, owner, car, engine):
     plan_id = r.json()["id"]
     health = client.get(f"/api/v1/vehicles/{car}/health", headers=owner.headers).json()
     assert health["ok"] is False
-    assert health["warnings"] == ["Tyre front left pressure low (190 kPa)", "P0301 Cylinder 1 misfire detected (high)",
-                                  "oil due"]
+    assert health["warnings"] == ["Tyre front left pressure low (190 kPa)",
+                                  "P0301 Cylinder 1 misfire detected (high)", "oil due"]
     assert health["readings"]["battery_12v_v"]["value"] == 12.6
     r = client.post(f"/api/v1/vehicles/{car}/maintenance/{plan_id}/done", headers=owner.headers, json={})
     assert (r.json()["due"], r.json()["km_left"]) == (False, 15000)
@@ -57,13 +59,12 @@ def test_trips_list_and_one_with_track(client, owner, car, engine):
     start = now - 600_000
     with engine.begin() as conn:
         trip_id = conn.execute(insert(trips).values(
-            vehicle_id=vid, start_ms=start, end_ms=start + 120_000, start_lat=45.0, start_lon=4.0, end_lat=45.01,
-            end_lon=4.0, distance_m=1112.0, max_speed_kmh=62.0, harsh_brakes=1, harsh_accels=0,
+            vehicle_id=vid, start_ms=start, end_ms=start + 120_000, start_lat=45.0, start_lon=4.0,
+            end_lat=45.01, end_lon=4.0, distance_m=1112.0, max_speed_kmh=62.0, harsh_brakes=1, harsh_accels=0,
             fuel_used_pct=1.0, score=64.0, open=False).returning(trips.c.id)).scalar_one()
-    put_messages(engine, car, [(start + i * 10_000, {"Vehicle.CurrentLocation.Latitude": 45.0 + i * 0.001,
-                                                     "Vehicle.CurrentLocation.Longitude": 4.0})
-                               for i in range(13)] + [(start + 200_000, {"Vehicle.CurrentLocation.Latitude": 46.0,
-                                                                         "Vehicle.CurrentLocation.Longitude": 4.0})])
+    lat, lon = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
+    during = [(start + i * 10_000, {lat: 45.0 + i * 0.001, lon: 4.0}) for i in range(13)]
+    put_messages(engine, car, during + [(start + 200_000, {lat: 46.0, lon: 4.0})])  # after the trip
     listed = client.get(f"/api/v1/vehicles/{car}/trips", headers=owner.headers).json()
     assert [t["id"] for t in listed["data"]] == [trip_id]
     assert listed["data"][0]["duration_s"] == 120

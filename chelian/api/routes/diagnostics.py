@@ -31,7 +31,8 @@ _NOT_YOURS = {404: {"description": "Not one of your cars"}}
 
 @router.get("/{vin}/dtcs", response_model=DtcsPublic, responses=_NOT_YOURS)
 def list_dtcs(vehicle: OwnedVehicle, conn: ConnDep,
-              open: Annotated[bool, Query(description="Only active and pending codes")] = False) -> DtcsPublic:
+              open: Annotated[bool, Query(description="Only active and pending codes")] = False,
+              ) -> DtcsPublic:
     rows = dtcs.for_vehicle(conn, vehicle.id, open_only=open)
     return DtcsPublic(vin=vehicle.vin, data=[DtcPublic.of(r) for r in rows], count=len(rows))
 

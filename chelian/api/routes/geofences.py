@@ -30,8 +30,9 @@ def list_geofences(user: CurrentUser, engine: EngineDep) -> GeofencesPublic:
 @router.post("", response_model=GeofencePublic, status_code=201, responses={**_NOT_YOURS, 400: {}})
 def create_geofence(body: GeofenceCreate, user: CurrentUser, engine: EngineDep) -> GeofencePublic:
     with engine.begin() as conn:
-        row = service.create(conn, user.id, name=body.name, vin=body.vin,
-                             circle_spec=body.circle.model_dump() if body.circle else None, geometry=body.polygon)
+        circle_spec = body.circle.model_dump() if body.circle else None
+        row = service.create(conn, user.id, name=body.name, vin=body.vin, circle_spec=circle_spec,
+                             geometry=body.polygon)
     return GeofencePublic.of(row, body.vin.strip().upper() if body.vin else None)
 
 

@@ -27,7 +27,13 @@ from chelian.events import DomainEvent, EventBus
 from chelian.ingest.batch import WriteResult
 from chelian.services.diagnostics.codes import describe, is_code
 from chelian.services.diagnostics.maintenance import ODOMETER, remaining
-from chelian.services.geofences.alerts import DTC_CLEARED, DTC_REPORTED, MAINTENANCE_DUE, AlertSink, CarDirectory
+from chelian.services.geofences.alerts import (
+    DTC_CLEARED,
+    DTC_REPORTED,
+    MAINTENANCE_DUE,
+    AlertSink,
+    CarDirectory,
+)
 from chelian.storage.repositories import dtcs as repo
 from chelian.storage.repositories.dtcs import ACTIVE, CLEARED, PENDING, Plan
 
@@ -154,7 +160,8 @@ class DiagnosticsDetector:
                               plan.last_done_km, plan.last_done_ms, ts_ms))
             self._notified.append((plan.id, ts_ms))
             vin = self.cars.vin(vehicle_id)
+            key = f"{vin}:{MAINTENANCE_DUE}:{plan.id}:{plan.last_done_ms}"
             self.sink.add(DomainEvent(
-                MAINTENANCE_DUE, vin, vehicle_id, ts_ms, f"{vin}:{MAINTENANCE_DUE}:{plan.id}:{plan.last_done_ms}",
+                MAINTENANCE_DUE, vin, vehicle_id, ts_ms, key,
                 {"plan_id": plan.id, "name": plan.name, "reasons": reminder.reasons,
                  "km_left": reminder.km_left, "days_left": reminder.days_left}))

@@ -71,10 +71,9 @@ def health_report(conn: Connection, catalog: Catalog, vehicle_id: int, now_ms: i
         if check.high is not None and isinstance(value, int | float) and value > check.high:
             warnings.append(f"{check.label} high ({value:g}{' ' + entry.unit if entry.unit else ''})")
     for key, path in _TYRES.items():
-        flag = state.get(f"{path}.IsPressureLow")
-        if flag is not None and flag.value is True and not any(w.startswith(f"Tyre {key[5:].replace('_', ' ')}")
-                                                               for w in warnings):
-            warnings.append(f"Tyre {key[5:].replace('_', ' ')} pressure low (reported by the car)")
+        flag, tyre = state.get(f"{path}.IsPressureLow"), f"Tyre {key[5:].replace('_', ' ')}"
+        if flag is not None and flag.value is True and not any(w.startswith(tyre) for w in warnings):
+            warnings.append(f"{tyre} pressure low (reported by the car)")
     codes = []
     for row in dtc_repo.for_vehicle(conn, vehicle_id, open_only=True):
         info = describe(row.code)

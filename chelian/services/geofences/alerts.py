@@ -109,6 +109,7 @@ def record_detected(bus: EventBus, engine: Engine):  # type: ignore[no-untyped-d
     def handler(event: DomainEvent) -> None:
         if event.name.endswith(DETECTED_SUFFIX):
             with engine.begin() as conn:
-                alert_repo.record(conn, [(event.vehicle_id, event.name, event.ts_ms, event.key, dict(event.data))])
+                alert_repo.record(conn, [(event.vehicle_id, event.name, event.ts_ms, event.key,
+                                          dict(event.data))])
 
     return bus.subscribe(ALL, handler)

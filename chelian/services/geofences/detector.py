@@ -94,7 +94,8 @@ class GeofenceDetector:
                 fixes.append((msg.vehicle_id, msg.seq, msg.ts_ms, lat, lon))
         return fixes
 
-    def _observe(self, vehicle_id: int, seq: int, ts_ms: int, lat: float, lon: float, near: list[Fence]) -> None:
+    def _observe(self, vehicle_id: int, seq: int, ts_ms: int, lat: float, lon: float,
+                 near: list[Fence]) -> None:
         tracks = self._tracks.setdefault(vehicle_id, {})
         owner = self.cars.owner(vehicle_id) if near else None
         seen: set[int] = set()
@@ -137,5 +138,5 @@ class GeofenceDetector:
         self._transitions.append((vehicle_id, fence.id, ts_ms, side))
         name = GEOFENCE_ENTERED if side else GEOFENCE_EXITED
         vin = self.cars.vin(vehicle_id)
-        self.sink.add(DomainEvent(name, vin, vehicle_id, ts_ms, f"{vin}:{name}:{fence.id}:{seq}",
-                                  {"geofence_id": fence.id, "name": fence.name, "latitude": lat, "longitude": lon}))
+        data = {"geofence_id": fence.id, "name": fence.name, "latitude": lat, "longitude": lon}
+        self.sink.add(DomainEvent(name, vin, vehicle_id, ts_ms, f"{vin}:{name}:{fence.id}:{seq}", data))

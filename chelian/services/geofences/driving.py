@@ -106,7 +106,8 @@ class DrivingRulesDetector:
                                       {"speed_kmh": speed, "limit_kmh": limit}))
 
     def _check_curfew(self, vehicle_id: int, ts_ms: int, speed: float | None, rules: Rules) -> None:
-        used = self._ignition.get(vehicle_id) in IGNITION_ON or (speed is not None and speed > self.moving_kmh)
+        moving = speed is not None and speed > self.moving_kmh
+        used = moving or self._ignition.get(vehicle_id) in IGNITION_ON
         if not used:
             return
         night = curfew_night(rules, ts_ms)

@@ -27,7 +27,8 @@ from chelian.storage.repositories.geofences import GeofenceRow
 def fence_from_row(row: GeofenceRow) -> Fence:
     if row.kind == CIRCLE:
         return circle(row.id, owner_id=row.owner_id, vehicle_id=row.vehicle_id, name=row.name,
-                      lat=float(row.center_lat or 0), lon=float(row.center_lon or 0), radius_m=float(row.radius_m or 0))
+                      lat=float(row.center_lat or 0), lon=float(row.center_lon or 0),
+                      radius_m=float(row.radius_m or 0))
     return polygon(row.id, owner_id=row.owner_id, vehicle_id=row.vehicle_id, name=row.name,
                    geometry=row.geometry or {})
 

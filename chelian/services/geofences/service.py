@@ -23,8 +23,8 @@ from chelian.storage.repositories.alerts import Rules
 from chelian.storage.repositories.geofences import GeofenceRow
 
 
-def create(conn: Connection, owner_id: int, *, name: str, vin: str | None, circle_spec: dict[str, float] | None,
-           geometry: dict[str, Any] | None) -> GeofenceRow:
+def create(conn: Connection, owner_id: int, *, name: str, vin: str | None,
+           circle_spec: dict[str, float] | None, geometry: dict[str, Any] | None) -> GeofenceRow:
     if (circle_spec is None) == (geometry is None):
         raise ValidationError("give exactly one of `circle` or `polygon`")
     vehicle_id = None
@@ -74,7 +74,8 @@ def set_rules(conn: Connection, vehicle_id: int, *, speed_limit_kmh: float | Non
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Paris)") from None
+        raise ValidationError(f"unknown time zone {timezone!r} (use an IANA name such as Europe/Paris)"
+                              ) from None
     if (curfew_start is None) != (curfew_end is None):
         raise ValidationError("give both curfew start and end, or neither")
     start = minutes(curfew_start, "curfew start") if curfew_start is not None else None

@@ -32,7 +32,8 @@ MAX_VERTICES: Final = 10_000
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
-    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    dlon = math.radians(lon2 - lon1)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
@@ -72,8 +73,8 @@ def circle(fence_id: int, *, owner_id: int, vehicle_id: int | None, name: str, l
         raise ValidationError(f"radius_m must be in (0, {MAX_RADIUS_M:.0f}]")
     dlat = radius_m / M_PER_DEG
     dlon = radius_m / (M_PER_DEG * max(math.cos(math.radians(lat)), 1e-6))
-    return Fence(fence_id, owner_id, vehicle_id, name, CIRCLE, (lon - dlon, lat - dlat, lon + dlon, lat + dlat),
-                 lat, lon, radius_m)
+    bounds = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+    return Fence(fence_id, owner_id, vehicle_id, name, CIRCLE, bounds, lat, lon, radius_m)
 
 
 def polygon(fence_id: int, *, owner_id: int, vehicle_id: int | None, name: str,

@@ -177,7 +177,7 @@ class TripDetector:
                 elif kind == "end":
                     ended.append((trip.trip_id, trip.summary()))
             repo.finish_many(conn, ended)
-        for kind, vehicle_id, seq, trip in ops:
+        for kind, vehicle_id, _seq, trip in ops:
             if kind == "checkpoint":
                 continue
             vin = self.cars.vin(vehicle_id)

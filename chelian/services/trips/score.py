@@ -91,4 +91,5 @@ class Trip:
                     fuel_used_pct=self.used(self.fuel_pct_first, self.fuel_pct_last),
                     fuel_used_l=self.used(self.fuel_l_first, self.fuel_l_last),
                     soc_used_pct=self.used(self.soc_first, self.soc_last),
-                    score=driving_score(self.distance_m, self.harsh_brakes, self.harsh_accels, self.max_speed))
+                    score=driving_score(self.distance_m, self.harsh_brakes, self.harsh_accels,
+                                        self.max_speed))

@@ -30,8 +30,8 @@ def insert_ignore(conn: Connection, table, rows: list[dict[str, Any]], keys: lis
 
 def record(conn: Connection, items: Iterable[tuple[int, str, int, str, dict[str, Any]]]) -> None:
     """(vehicle_id, type, ts_ms, key, data) tuples."""
-    insert_ignore(conn, alerts, [dict(vehicle_id=v, type=t, ts_ms=ts, key=k, data=d) for v, t, ts, k, d in items],
-                  ["key"])
+    rows = [dict(vehicle_id=v, type=t, ts_ms=ts, key=k, data=d) for v, t, ts, k, d in items]
+    insert_ignore(conn, alerts, rows, ["key"])
 
 
 def for_vehicle(conn: Connection, vehicle_id: int, start_ms: int, end_ms: int, types: list[str] | None,

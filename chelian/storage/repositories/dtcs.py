@@ -54,7 +54,8 @@ def save(conn: Connection, vehicle_id: int, code: str, status: str, ts_ms: int,
          freeze_frame: dict[str, Any] | None = None) -> None:
     """Record a code's new status; a code reported again after being cleared starts afresh."""
     c = dtcs.c
-    row = conn.execute(select(c.status, c.first_seen_ms).where(c.vehicle_id == vehicle_id, c.code == code)).first()
+    row = conn.execute(select(c.status, c.first_seen_ms)
+                       .where(c.vehicle_id == vehicle_id, c.code == code)).first()
     if status == CLEARED:
         if row is not None:
             conn.execute(update(dtcs).where(c.vehicle_id == vehicle_id, c.code == code)
@@ -101,7 +102,7 @@ def mark_notified(conn: Connection, plan_id: int, ts_ms: int) -> None:
 
 
 def mark_done(conn: Connection, vehicle_id: int, plan_id: int, done_km: float | None, done_ms: int) -> bool:
-    result = conn.execute(update(maintenance_plans)
-                          .where(maintenance_plans.c.id == plan_id, maintenance_plans.c.vehicle_id == vehicle_id)
+    c = maintenance_plans.c
+    result = conn.execute(update(maintenance_plans).where(c.id == plan_id, c.vehicle_id == vehicle_id)
                           .values(last_done_km=done_km, last_done_ms=done_ms, notified_ms=None))
     return result.rowcount > 0

@@ -45,13 +45,15 @@ def for_owner(conn: Connection, owner_id: int, vehicle_id: int | None = None) ->
 
 
 def owned(conn: Connection, owner_id: int, fence_id: int) -> GeofenceRow | None:
-    row = conn.execute(select(*_COLS).where(geofences.c.id == fence_id, geofences.c.owner_id == owner_id)).first()
+    c = geofences.c
+    row = conn.execute(select(*_COLS).where(c.id == fence_id, c.owner_id == owner_id)).first()
     return GeofenceRow(*row) if row else None
 
 
 def delete_owned(conn: Connection, owner_id: int, fence_id: int) -> bool:
     conn.execute(delete(geofence_states).where(geofence_states.c.geofence_id == fence_id))
-    result = conn.execute(delete(geofences).where(geofences.c.id == fence_id, geofences.c.owner_id == owner_id))
+    c = geofences.c
+    result = conn.execute(delete(geofences).where(c.id == fence_id, c.owner_id == owner_id))
     return result.rowcount > 0
 
 

@@ -38,9 +38,7 @@ _COLS = tuple(trips.c[name] for name in TripRow.__dataclass_fields__)
 
 
 def start(conn: Connection, vehicle_id: int, start_ms: int, stats: dict[str, Any]) -> int:
-    return int(conn.execute(insert(trips).values(vehicle_id=vehicle_id, start_ms=start_ms, open=True, stats=stats,
-                                                 start_lat=stats.get("start_lat"), start_lon=stats.get("start_lon"))
-                            .returning(trips.c.id)).scalar_one())
+    return start_many(conn, [(vehicle_id, start_ms, stats)])[0]
 
 
 def start_many(conn: Connection, rows: list[tuple[int, int, dict[str, Any]]]) -> list[int]:

@@ -62,8 +62,8 @@ def test_dtc_events_carry_status_and_freeze_frame(rig, engine):
     feed.event(car.vin, T0 + 1000, "dtc_reported", {"code": "P0217", "status": "active"})
     feed.event(car.vin, T0 + 2000, "dtc_reported", {"code": "P0171", "status": "cleared"})  # never open
     feed.event(car.vin, T0 + 3000, "dtc_reported", {"code": "P0217", "status": "cleared"})
-    assert [(e.name, e.data["status"]) for e in seen] == [("dtc_reported", "pending"), ("dtc_reported", "active"),
-                                                         ("dtc_cleared", "cleared")]
+    assert [(e.name, e.data["status"]) for e in seen] == [
+        ("dtc_reported", "pending"), ("dtc_reported", "active"), ("dtc_cleared", "cleared")]
     assert seen[0].data["freeze_frame"] == frame
 
 
@@ -95,8 +95,8 @@ def test_maintenance_due_by_distance_once_and_by_time(rig, engine):
     with engine.begin() as conn:
         oil = repo.add_plan(conn, vehicle_id=vid, name="oil change", every_km=15_000, every_days=365,
                             last_done_km=10_000, last_done_ms=T0)
-        repo.add_plan(conn, vehicle_id=vid, name="inspection", every_km=None, every_days=30, last_done_km=None,
-                      last_done_ms=T0)
+        repo.add_plan(conn, vehicle_id=vid, name="inspection", every_km=None, every_days=30,
+                      last_done_km=None, last_done_ms=T0)
     odo = "Vehicle.TraveledDistance"
     feed.telemetry(car.vin, T0 + DAY, {odo: 24_999_000})            # 1 km before: not due
     assert seen == []

@@ -76,8 +76,8 @@ def test_parked_car_with_ignition_off_is_not_a_curfew_violation(rig):
     assert seen == []
 
 
-@pytest.mark.parametrize(("hhmm", "night"), [("21:59", None), ("22:00", "2024-05-02"), ("05:59", "2024-05-01"),
-                                             ("06:00", None)])
+@pytest.mark.parametrize(("hhmm", "night"), [("21:59", None), ("22:00", "2024-05-02"),
+                                             ("05:59", "2024-05-01"), ("06:00", None)])
 def test_curfew_window_spanning_midnight(hhmm, night):
     h, m = map(int, hhmm.split(":"))
     rules = Rules(None, 22 * 60, 6 * 60, "Europe/Paris")

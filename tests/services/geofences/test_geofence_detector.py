@@ -59,7 +59,8 @@ def test_entering_and_leaving_alert_once_each_after_two_fixes(engine, setup):
     assert exited.ts_ms == T0 + 8000  # -400 m is 200 m out, -800 m confirms
     assert entered.data["geofence_id"] == fence_id and entered.vin == car.vin
     with engine.connect() as conn:
-        assert sorted(conn.execute(select(alerts.c.type)).scalars()) == ["geofence_entered", "geofence_exited"]
+        stored = sorted(conn.execute(select(alerts.c.type)).scalars())
+        assert stored == ["geofence_entered", "geofence_exited"]
         assert conn.execute(select(geofence_states)).all() == []
 
 
@@ -146,4 +147,5 @@ def test_polygon_signed_distance_is_in_metres():
     fence = polygon(1, owner_id=1, vehicle_id=None, name="sq", geometry=square)
     lat, lon = offset(48.0, 2.005, -100, 0)
     assert fence.signed_distance_m(lat, lon) == pytest.approx(100, rel=0.02)
-    assert fence.signed_distance_m(48.005, 2.005) == pytest.approx(-0.005 * 111_195 * 0.6691, rel=0.01)  # 372 m
+    # the centre is 0.005 degrees of longitude (372 m at 48 N) from the nearest edge
+    assert fence.signed_distance_m(48.005, 2.005) == pytest.approx(-0.005 * 111_195 * 0.6691, rel=0.01)

@@ -20,8 +20,8 @@ def test_one_drive_feeds_every_detector_and_detected_events_become_alerts(engine
     car = make_car(engine, owner)
     with engine.begin() as conn:
         vid = vehicles.by_vin(conn, car.vin).id
-        geofences.create(conn, owner_id=owner.id, vehicle_id=None, name="office", kind="circle", center_lat=45.0,
-                         center_lon=4.0, radius_m=100, created_ms=now_ms())
+        geofences.create(conn, owner_id=owner.id, vehicle_id=None, name="office", kind="circle",
+                         center_lat=45.0, center_lon=4.0, radius_m=100, created_ms=now_ms())
         alert_repo.put_rules(conn, vid, alert_repo.Rules(100.0, None, None, "UTC"))
     bus, seen = EventBus(), []
     bus.subscribe("*", seen.append)

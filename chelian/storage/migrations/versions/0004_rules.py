@@ -136,5 +136,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ('trips', 'maintenance_plans', 'dtcs', 'alerts', 'alert_rules', 'geofence_states', 'geofences'):
+    for table in ('trips', 'maintenance_plans', 'dtcs', 'alerts', 'alert_rules', 'geofence_states',
+                  'geofences'):
         op.drop_table(table)
