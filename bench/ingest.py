@@ -17,8 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import queue
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -137,10 +141,55 @@ def run_phase(port: int, vins: list[str], messages: int, consumer, rate: float, 
             "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99), "seconds": elapsed}
 
 
+def scale_out_phase(port: int, url: str, engine, vins: list[str], messages: int, workers: int,  # type: ignore[no-untyped-def]
+                    start_seq: int) -> float:
+    """The production scale-out path: N `chelian ingest` processes in one share group.
+
+    Throughput is read from the database (rows committed over time), since no single
+    process sees the whole stream.
+    """
+    # A group of its own: the single worker's persistent session from the previous phase is
+    # still a member of "chelian-ingest" and would be handed its share while offline.
+    env = {**os.environ, "CHELIAN_INGEST_PASSWORD": "bench", "CHELIAN_INGEST_SHARE_GROUP": "bench-scaled", "CHELIAN_MAX_MESSAGES_PER_S": "1e9",
+           "CHELIAN_MAX_MESSAGE_BURST": str(10**9), "CHELIAN_MAX_CLOCK_SKEW_S": "3600"}
+    data_dir = tempfile.mkdtemp(prefix="chelian-bench-ingest-")
+    procs = [subprocess.Popen([sys.executable, "-m", "chelian", "ingest", "--worker-id", f"bench-{i}",
+                               "--data-dir", data_dir, "--database-url", url,
+                               "--mqtt-url", f"mqtt://127.0.0.1:{port}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for i in range(workers)]
+    try:
+        with engine.connect() as conn:
+            before = conn.exec_driver_sql("SELECT count(*) FROM telemetry").scalar_one()
+        time.sleep(3)  # workers connect and join the group
+        expected = before + len(vins) * messages
+        proc, done = start_publisher(port, vins, messages, rate=0, start_seq=start_seq)
+        started = done.get(timeout=600)
+        count, finished = before, time.time()
+        deadline = time.monotonic() + 600
+        while count < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with engine.connect() as conn:
+                count = conn.exec_driver_sql("SELECT count(*) FROM telemetry").scalar_one()
+            finished = time.time()
+        proc.join(10)
+        return (count - before) * SIGNALS_PER_MESSAGE / (finished - started)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cars", type=int, default=200)
     parser.add_argument("--messages", type=int, default=50, help="messages per car per phase")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="ingest processes for the scale-out phase (shared subscription group)")
     parser.add_argument("--batch-max", type=int, default=Settings().ingest_batch_max,
                         help="ingest batch size (default: the setting's default)")
     args = parser.parse_args()
@@ -185,6 +234,8 @@ def main() -> None:
               f"paced at {pace * SIGNALS_PER_MESSAGE:,.0f}/s: p50 {paced['p50_ms']:.1f} ms p99 {paced['p99_ms']:.1f} ms")
         ratio = flood["signals_per_s"] / base_flood["signals_per_s"]
         print(f"ratio chelian/baseline: {ratio:.2f}")
+        scaled = scale_out_phase(port, url, engine, vins, args.messages, args.workers, start_seq=3000)
+        print(f"chelian x{args.workers} processes (shared subscription) flood {scaled:>10,.0f} signals/s")
         engine.dispose()
     print(json.dumps({
         "signals_per_s": round(flood["signals_per_s"]),
@@ -195,6 +246,8 @@ def main() -> None:
         "baseline_p50_ms": round(base_paced["p50_ms"], 1),
         "baseline_p99_ms": round(base_paced["p99_ms"], 1),
         "paced_signals_per_s": round(pace * SIGNALS_PER_MESSAGE),
+        "scale_out_workers": args.workers,
+        "scale_out_signals_per_s": round(scaled),
         "batch_max": args.batch_max,
         "cars": args.cars,
         "messages_per_car": args.messages,
