@@ -249,9 +249,9 @@ class Agent:
 
     async def _publish_window(self, client: aiomqtt.Client, rows: list[Queued]) -> None:
         if len(rows) == 1:
-            results: list[Any] = [await self._publish_row(client, rows[0])]
+            results: list[Any] = [await client.publish(self._topics[rows[0].channel], rows[0].payload, qos=1)]
         else:  # tasks start in order, so paho writes the PUBLISH packets in queue order
-            sends = (self._publish_row(client, r) for r in rows)
+            sends = (client.publish(self._topics[r.channel], r.payload, qos=1) for r in rows)
             results = await asyncio.gather(*sends, return_exceptions=True)
         done = [r.id for r, res in zip(rows, results, strict=True) if res is None]
         self.outbox.remove(done)
@@ -260,9 +260,6 @@ class Agent:
         failure = next((res for res in results if isinstance(res, BaseException)), None)
         if failure is not None:
             raise failure
-
-    async def _publish_row(self, client: aiomqtt.Client, row: Queued) -> None:
-        await client.publish(self._topics[row.channel], row.payload, qos=1)
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         """Run commands; ends with MqttError when the link drops (which ends the session)."""
