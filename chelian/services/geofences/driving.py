@@ -12,6 +12,9 @@ night: its idempotency key names the local date the window started on, so even a
 restart the alerts table (unique key) keeps it to one.
 
 Rules are read from `alert_rules` every `poll_s`; a car without a rule costs one dict lookup.
+The "already speeding" flag lives in memory only: after a restart mid-excursion the same
+excursion can alert once more (a new message seq, so a new key) - accepted, since persisting
+it would cost a write per speeding car per batch.
 """
 
 from __future__ import annotations
