@@ -48,7 +48,8 @@ class GeofenceDetector:
         self.confirm_fixes = confirm_fixes
         self._tracks: dict[int, dict[int, list]] = {}
         """vehicle_id -> fence_id -> [inside, streak]; only fences the car is inside or leaning to."""
-        self._positions: dict[int, tuple[float | None, float | None]] = {}
+        self._positions: dict[int, tuple[float | None, float | None, int]] = {}
+        """vehicle_id -> (last lat, last lon, ts of the newest fix)."""
         self._transitions: list[tuple[int, int, int, bool]] = []
         self.load()
 
@@ -79,17 +80,20 @@ class GeofenceDetector:
 
     def _fixes(self, result: WriteResult) -> list[tuple[int, int, int, float, float]]:
         """(vehicle_id, seq, ts_ms, lat, lon) of every message that moved the car, oldest first;
-        a message carrying only one coordinate is completed with the car's last other one."""
+        a message carrying only one coordinate is completed with the car's last other one. A
+        message older than the car's newest fix (a late redelivery) is history, not a move."""
         fixes = []
         positions = self._positions
         for msg in sorted(result.new_telemetry, key=lambda m: m.ts_ms):
             lat_row, lon_row = msg.samples.get(LAT), msg.samples.get(LON)
             if lat_row is None and lon_row is None:
                 continue
-            last_lat, last_lon = positions.get(msg.vehicle_id, (None, None))
+            last_lat, last_lon, last_ts = positions.get(msg.vehicle_id, (None, None, -1))
+            if msg.ts_ms < last_ts:
+                continue
             lat = lat_row[_VALUE_NUM] if lat_row is not None else last_lat
             lon = lon_row[_VALUE_NUM] if lon_row is not None else last_lon
-            positions[msg.vehicle_id] = (lat, lon)
+            positions[msg.vehicle_id] = (lat, lon, msg.ts_ms)
             if lat is not None and lon is not None:
                 fixes.append((msg.vehicle_id, msg.seq, msg.ts_ms, lat, lon))
         return fixes

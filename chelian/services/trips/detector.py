@@ -83,7 +83,9 @@ class TripDetector:
     def _message(self, msg: TelemetryRows) -> None:
         vid, ts, s = msg.vehicle_id, msg.ts_ms, msg.samples
         last = self._last_ms.get(vid)
-        self._last_ms[vid] = max(ts, last or ts)
+        if last is not None and ts < last:  # a late redelivery: the trip has moved on
+            return
+        self._last_ms[vid] = ts
         trip = self._open.get(vid)
         if trip is not None and ts - trip.last_ms > self.gap_ms:
             self._end(vid, msg.seq, trip)

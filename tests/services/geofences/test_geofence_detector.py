@@ -84,6 +84,16 @@ def test_one_fix_inside_is_not_an_entry(engine, setup):
     assert seen == []
 
 
+def test_late_old_fixes_do_not_move_the_car(engine, setup):
+    owner, car, feed, detector, seen, _ = setup
+    far = offset(*HOME, -2000, 0)
+    feed.at(car.vin, T0 + 10_000, *far)
+    feed.at(car.vin, T0 + 1000, *HOME)   # replayed from the car's queue, older than its last fix
+    feed.at(car.vin, T0 + 2000, *HOME)
+    feed.at(car.vin, T0 + 11_000, *far)
+    assert seen == []
+
+
 def test_state_survives_a_restart_without_realerting(engine, setup, tmp_path):
     owner, car, feed, detector, seen, fence_id = setup
     for i in range(3):
