@@ -158,7 +158,7 @@ class Fleet:
         """Say goodbye like cars switched off properly: an offline status each, then DISCONNECT."""
         if self._loop is not None and self._stop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(timeout_s)
+            self._thread.join(timeout_s + len(self._cars) / 100)  # a thousand goodbyes take a moment
         self.db.close()
         log.info("sim_fleet_stopped published=%d", self.published)
 
