@@ -156,7 +156,8 @@ def scale_out_phase(port: int, url: str, engine, vins: list[str], messages: int,
     procs = [subprocess.Popen([sys.executable, "-m", "chelian", "ingest", "--worker-id", f"bench-{i}",
                                "--data-dir", data_dir, "--database-url", url,
                                "--mqtt-url", f"mqtt://127.0.0.1:{port}"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(os.path.join(data_dir, f"ingest-{i}.log"), "wb"))  # noqa: SIM115
              for i in range(workers)]
     try:
         with engine.connect() as conn:
