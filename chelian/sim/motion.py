@@ -35,11 +35,46 @@ def corner_speed_ms(angle_deg: float) -> float:
     return next(speed for limit, speed in CORNER_SPEED_MS if angle_deg < limit)
 
 
+class Geometry:
+    """Per network, memoised: how fast one may pass through a node (corner and next limit),
+    and segment lengths. Every car on a map asks the same questions; a fleet shares the answers."""
+
+    _shared: dict[int, Geometry] = {}
+
+    def __init__(self, network: RoadNetwork) -> None:
+        self.network = network
+        self._through: dict[tuple[int, int, int], float] = {}
+        self._length: dict[tuple[int, int], float] = {}
+
+    @classmethod
+    def of(cls, network: RoadNetwork) -> Geometry:
+        geometry = cls._shared.get(id(network))
+        if geometry is None or geometry.network is not network:  # ids are reused after GC
+            geometry = cls._shared[id(network)] = cls(network)
+        return geometry
+
+    def through_speed(self, prev: int, cur: int, nxt: int) -> float:
+        key = (prev, cur, nxt)
+        speed = self._through.get(key)
+        if speed is None:
+            pos = self.network.position
+            turn = turn_angle_deg(bearing_deg(pos(prev), pos(cur)), bearing_deg(pos(cur), pos(nxt)))
+            speed = self._through[key] = min(corner_speed_ms(turn), self.network.speed_limit_ms(cur, nxt))
+        return speed
+
+    def length(self, a: int, b: int) -> float:
+        length = self._length.get((a, b))
+        if length is None:
+            length = self._length[(a, b)] = distance_m(self.network.position(a), self.network.position(b))
+        return length
+
+
 class Mover:
     """A car on segment `a -> b`, `offset_m` metres past `a`."""
 
     def __init__(self, network: RoadNetwork, start_node: int, rng: random.Random) -> None:
         self.network = network
+        self._geometry = Geometry.of(network)
         self.rng = rng
         self.a = self.b = start_node
         self.offset_m = 0.0
@@ -71,15 +106,18 @@ class Mover:
         return node, self.rng.random() < self.network.stop_probability(node)
 
     def _fill_ahead(self) -> None:
-        pos = self.network.position
-        prev, last = (self.a, self.b) if not self.ahead else \
-            ((self.ahead[-2][0] if len(self.ahead) > 1 else self.b), self.ahead[-1][0])
-        covered = sum(distance_m(pos(x), pos(y)) for x, y in zip(
-            [self.b, *(n for n, _ in self.ahead)], [n for n, _ in self.ahead], strict=False))
+        """Make the plan reach `LOOKAHEAD_M` past b (a long route already does: stop early)."""
+        length = self._geometry.length
+        covered, prev, last = 0.0, self.a, self.b
+        for node, _ in self.ahead:
+            covered += length(last, node)
+            prev, last = last, node
+            if covered >= LOOKAHEAD_M:
+                return
         while covered < LOOKAHEAD_M or not self.ahead:
             nxt = self._pick(last, prev)
             self.ahead.append(self._planned(nxt))
-            covered += distance_m(pos(last), pos(nxt))
+            covered += length(last, nxt)
             prev, last = last, nxt
 
     def _enter(self, a: int, b: int) -> None:
@@ -99,22 +137,16 @@ class Mover:
     def _speed_at_b(self) -> float:
         """The highest speed at b from which every stop, corner and lower limit within
         `LOOKAHEAD_M` can still be met braking at `BRAKE_PLAN_MS2`."""
-        net, pos = self.network, self.network.position
-        path = [self.a, self.b, *(n for n, _ in self.ahead)]
-        stops = [self._stop_at_b or self.finishing, *(stop for _, stop in self.ahead)]
+        geometry = self._geometry
+        prev, cur, stop_here = self.a, self.b, self._stop_at_b or self.finishing
         best, dist = math.inf, 0.0
-        for i in range(1, len(path) - 1):
-            prev, cur, nxt = path[i - 1], path[i], path[i + 1]
-            if i > 1:
-                dist += distance_m(pos(prev), pos(cur))
-                if dist > LOOKAHEAD_M:
-                    break
-            if stops[i - 1]:
-                here = 0.0
-            else:
-                turn = turn_angle_deg(bearing_deg(pos(prev), pos(cur)), bearing_deg(pos(cur), pos(nxt)))
-                here = min(corner_speed_ms(turn), net.speed_limit_ms(cur, nxt))
+        for nxt, nxt_stops in self.ahead:
+            here = 0.0 if stop_here else geometry.through_speed(prev, cur, nxt)
             best = min(best, math.sqrt(here**2 + 2 * BRAKE_PLAN_MS2 * dist))
+            dist += geometry.length(cur, nxt)
+            if dist > LOOKAHEAD_M:
+                break
+            prev, cur, stop_here = cur, nxt, nxt_stops
         return best
 
     def finish(self) -> None:
