@@ -57,9 +57,11 @@ def machine_busy() -> tuple[float, float]:
     return (sum(parts) - idle) / TICKS, sum(parts) / TICKS
 
 
-def pid_of(name: str) -> int | None:
-    out = subprocess.run(["pgrep", "-n", "-x", name], capture_output=True, text=True).stdout.strip()
-    return int(out) if out else None
+def listener_pid(port: int) -> int | None:
+    """The process listening on `port` (our Mosquitto; others may run on this machine)."""
+    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+    marker = out.find("pid=")
+    return int(out[marker + 4:].split(",")[0]) if marker >= 0 else None
 
 
 def run_fleet(port: int, vins: list[str], map_file: str | None, seconds: float, state_dir: str,
@@ -98,7 +100,7 @@ def measure(engine, port: int, cars: int, all_vins: list[str], args, ingest_pid:
     t_start = time.monotonic()
     while time.monotonic() - t_start < args.warmup_s:
         samples.append(stats.get(timeout=120))
-    mq = pid_of("mosquitto")
+    mq = listener_pid(port)
     cpu0 = {"ingest": cpu_s(ingest_pid), "mosquitto": cpu_s(mq) if mq else 0.0}
     busy0, total0 = machine_busy()
     window_start_ms = now_ms()
