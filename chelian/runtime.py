@@ -15,8 +15,9 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -64,6 +65,14 @@ def build_ingest(settings: Settings, engine: Engine, catalog: Catalog, metrics: 
     processor.observers.extend(observers)
     return IngestWorker(processor, ingest_endpoint(settings, service_account(settings)), client_id=client_id,
                         batch_max=settings.ingest_batch_max, batch_wait_ms=settings.ingest_batch_wait_ms)
+
+
+def build_detectors(engine: Engine, bus: EventBus, catalog: Catalog, *,
+                    commands: Callable[[], Any] = lambda: None) -> tuple[SafetyServices, RulesServices]:
+    """The capabilities that watch the ingest stream: crash/roadside/theft (safety) and
+    geofences, speed/curfew, diagnostics and trips (rules; also keeps `*_detected` events as
+    alerts). Every ingest process runs them, so scaled-out workers detect too."""
+    return (SafetyServices.build(engine, bus, catalog, commands=commands), RulesServices.build(engine, bus))
 
 
 def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-commands-0") -> CommandRelay:
@@ -118,15 +127,11 @@ class Platform:
             _refuse_busy_port(self.settings.mqtt_host, self.settings.mqtt_port, "--mqtt-port")
             self.broker = EmbeddedBroker(self.settings, log_path=self.settings.data_dir / "broker.log").start()
             log.info("broker_started port=%d", self.settings.mqtt_port)
-        # Safety: crash/roadside/theft detectors on ingest, and the outbox sender (webhooks, SMTP).
-        self.safety = SafetyServices.build(self.engine, self.bus, self.catalog,
-                                           commands=lambda: self.relay.service if self.relay else None)
-        self.observers.extend(self.safety.observers)
+        self.safety, self.rules = build_detectors(self.engine, self.bus, self.catalog,
+                                                  commands=lambda: self.relay.service if self.relay else None)
+        self.observers.extend([*self.safety.observers, *self.rules.observers])
         self.notifications = NotificationWorker.from_env(self.engine).start()
         self.safety.notifier.wake = self.notifications.wake
-        # Geofences, speed/curfew, diagnostics and trips on ingest; *_detected events kept as alerts.
-        self.rules = RulesServices.build(self.engine, self.bus)
-        self.observers.extend(self.rules.observers)
         if self.run_ingest:
             self.ingest = build_ingest(self.settings, self.engine, self.catalog, self.metrics,
                                        observers=self.observers).start()

@@ -12,7 +12,8 @@ import typer
 
 from chelian.cli.common import console, safe_url, with_settings
 from chelian.config import Settings
-from chelian.runtime import Platform, build_ingest
+from chelian.events import EventBus
+from chelian.runtime import Platform, build_detectors, build_ingest
 
 HttpHost = Annotated[str | None, typer.Option("--http-host", help="Address the API listens on. (default: 127.0.0.1)",
                                               show_default=False)]
@@ -63,7 +64,10 @@ def ingest(settings: Settings,
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
     client_id = f"chelian-ingest-{worker_id or f'{socket.gethostname()}-{os.getpid()}'}"
-    worker = build_ingest(settings, engine, Catalog.load(settings.vss_json), Metrics(), client_id=client_id)
+    catalog = Catalog.load(settings.vss_json)
+    safety, rules = build_detectors(engine, EventBus(), catalog)
+    worker = build_ingest(settings, engine, catalog, Metrics(), client_id=client_id,
+                          observers=[*safety.observers, *rules.observers])
     worker.start()
     console.print(f"ingest worker {client_id} consuming from {settings.broker_host_port}; Ctrl-C to stop",
                   markup=False, highlight=False)
