@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep, OwnedVehicle
-from chelian.api.routes.commands import get_commands
+from chelian.api.routes.commands import command_service
 from chelian.api.schemas.commands import (
     AgentKeyPin,
     AgentKeyPublic,
@@ -43,7 +43,7 @@ def platform_key(request: Request, _user: CurrentUser) -> PlatformKeyPublic:
     """The public key cars must trust (role `platform`): give it to the agent at provisioning."""
     public = keys.platform_public_key(request.app.state.settings.data_dir)
     if public is None:
-        public = get_commands(request).platform_key.public
+        public = command_service(request).platform_key.public
     return PlatformKeyPublic(kid=key_id(unb64u(public)), public_key=public)
 
 

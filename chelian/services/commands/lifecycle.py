@@ -81,6 +81,13 @@ def request_hash(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(request)).hexdigest()
 
 
+class _Repeated(Exception):
+    """Unwinds the create transaction when its Idempotency-Key turns out to be a repeat."""
+
+    def __init__(self, row: CommandRow) -> None:
+        self.row = row
+
+
 class CommandService:
     """Business rules for commands; `dispatch` (set by the relay) hands new ones to MQTT."""
 
@@ -116,13 +123,13 @@ class CommandService:
             raise ValidationError(f"expires_in_s must be between 1 and {MAX_EXPIRES_S}, got {expires_in_s}")
         digest = request_hash({"vin": vehicle.vin, "type": type_, "args": args, "expires_in_s": expires_in_s})
         summary = f"{type_} {canonical(args).decode()} expiring in {expires_in_s}s"
-        existing = self._repeat(user_id, idempotency_key, digest, summary)
-        if existing is not None:
-            return existing, False
         now, command_id, kid = self.clock(), uuid.uuid4().hex, self.platform_key.kid
 
         def build(conn: Any) -> dict[str, Any]:
             counter = repo.next_counter(conn, vehicle.id, kid)  # first statement writes: SQLite lock order
+            existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
+            if existing is not None:
+                raise _Repeated(existing)  # rolls the counter back too
             command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
             sealed = self.platform_key.seal(command.body(), id_hint=command_id)
             return dict(signer=SIGNER_PLATFORM, kid=kid, counter=counter, payload=sealed.wire(),
@@ -136,11 +143,11 @@ class CommandService:
         """Record an envelope a device signed (checked by presigned.py); the bytes go out unchanged."""
         digest = request_hash({"vin": vehicle.vin, "presigned": env_hash})
         summary = f"the pre-signed {command.type} {command.id}"
-        existing = self._repeat(user_id, idempotency_key, digest, summary)
+        with self.engine.connect() as conn:
+            existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
+            same_id = repo.get(conn, command.id)
         if existing is not None:
             return existing, False
-        with self.engine.connect() as conn:
-            same_id = repo.get(conn, command.id)
         if same_id is not None:
             if same_id.env_hash == env_hash and same_id.vehicle_id == vehicle.id:
                 return same_id, False
@@ -150,11 +157,12 @@ class CommandService:
         return self._insert(vehicle, user_id, command.id, command.type, command.args, idempotency_key, digest,
                             summary, lambda _conn: fields, self.clock())
 
-    def _repeat(self, user_id: int, key: str | None, digest: str, summary: str) -> CommandRow | None:
+    def _repeat(self, conn: Any, user_id: int, key: str | None, digest: str,
+                summary: str) -> CommandRow | None:
+        """The command this Idempotency-Key already made, if the request is the same one."""
         if key is None:
             return None
-        with self.engine.connect() as conn:
-            existing = repo.by_idempotency_key(conn, user_id, key)
+        existing = repo.by_idempotency_key(conn, user_id, key)
         if existing is None:
             return None
         if existing.request_hash != digest:
@@ -175,8 +183,11 @@ class CommandService:
                 repo.insert_command(conn, **values)
             row = CommandRow(**values, reason=None, result=None, sent_ms=None, last_sent_ms=None,
                              acked_ms=None, car_ts_ms=None, finished_ms=None)
+        except _Repeated as repeated:
+            return repeated.row, False
         except IntegrityError:
-            existing = self._repeat(user_id, idempotency_key, digest, summary)  # a concurrent twin won
+            with self.engine.connect() as conn:  # a concurrent twin won
+                existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
             if existing is None:
                 raise
             return existing, False

@@ -1,0 +1,280 @@
+"""Command round-trip benchmark: API -> relay -> Mosquitto -> car -> signed ack -> API, at a steady rate.
+
+Three processes besides Mosquitto and PostgreSQL, so none steals the others' GIL:
+* this one: the HTTP API (uvicorn) and the command relay, exactly as `chelian serve` wires them;
+* cars: one MQTT connection per car, each with a real `CommandExecutor` (signature, replay
+  window, keystore saved with fsync before acting and after answering) and a fake body;
+* load: an open-loop client that starts commands on a fixed schedule (POST with an
+  Idempotency-Key, then GET ?wait_s=10) and times each from its *scheduled* start to the final
+  answer, so a client or server falling behind shows up as latency (no coordinated omission).
+
+Before the API phase the load process measures the raw MQTT round trip of the same bytes at the
+same rate through the same cars (publish a command-sized payload, the car echoes it): the floor
+that broker, paho and Python impose. The last line is one JSON object with the figures.
+
+    .venv/bin/python bench/commands.py --cars 100 --rate 200 --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing as mp
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import free_port, mosquitto, percentile, postgres_database  # noqa: E402
+
+ECHO, ECHO_BACK = "bench/echo", "bench/echo-back"
+
+
+def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready, stop) -> None:  # type: ignore[no-untyped-def]
+    """Child process: every car connects, subscribes, announces itself and serves commands."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from chelian.agent.commands import CommandExecutor
+    from chelian.agent.keystore import Keystore
+    from chelian.link import topics
+    from chelian.link.codec import encode_status
+    from chelian.storage.db import now_ms
+    from tests.agent.fake_actuators import FakeActuators
+
+    logging.basicConfig(level=logging.ERROR)
+    subscribed = threading.Semaphore(0)
+    clients = []
+    for vin in vins:
+        executor = CommandExecutor(vin, Keystore.open(Path(car_dir) / f"{vin}.json", vin,
+                                                      platform_key=platform_public), FakeActuators())
+        topic = {c: topics.vehicle_topic(vin, c) for c in topics.CHANNELS}
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=vin, protocol=mqtt.MQTTv311)
+        client.will_set(topic[topics.STATUS], encode_status(False), qos=1, retain=True)
+        client.max_inflight_messages_set(0)
+
+        def on_connect(c, _u, _f, _rc, _p=None, topic=topic, vin=vin):  # type: ignore[no-untyped-def]
+            c.subscribe([(topic[topics.COMMANDS], 1), (f"{ECHO}/{vin}", 1)])
+
+        def on_subscribe(c, _u, _mid, _rc, _p=None, topic=topic, executor=executor):  # type: ignore[no-untyped-def]
+            c.publish(topic[topics.STATUS], encode_status(True, now_ms()), qos=1, retain=True)
+            c.publish(topic[topics.ACKS], executor.announcement(), qos=1)
+            subscribed.release()
+
+        def on_message(c, _u, msg, topic=topic, executor=executor, vin=vin):  # type: ignore[no-untyped-def]
+            if msg.topic == topic[topics.COMMANDS]:
+                ack = executor.handle(msg.payload)
+                if ack is not None:
+                    c.publish(topic[topics.ACKS], ack, qos=1)
+            else:
+                c.publish(f"{ECHO_BACK}/{vin}", msg.payload, qos=1)
+
+        client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+        client.connect("127.0.0.1", port, keepalive=60)
+        client.loop_start()
+        clients.append(client)
+    for _ in vins:
+        subscribed.acquire(timeout=60)
+    ready.set()
+    stop.wait()
+    for client in clients:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _mqtt_round_trips(port: int, vins: list[str], payload: bytes, rate: float, total: int) -> list[float]:
+    """Publish `total` payload-sized messages to the cars' echo topics on schedule; RTT in ms."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    sent: dict[bytes, float] = {}
+    rtts: list[float] = []
+    done = threading.Event()
+
+    def on_message(_c, _u, msg) -> None:  # type: ignore[no-untyped-def]
+        rtts.append((time.perf_counter() - sent[msg.payload]) * 1000)
+        if len(rtts) >= total:
+            done.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-mqtt-prober", protocol=mqtt.MQTTv311)
+    client.max_inflight_messages_set(0)
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(f"{ECHO_BACK}/+", 1)
+    client.loop_start()
+    time.sleep(0.5)
+    body = json.loads(payload)
+    start = time.perf_counter() + 0.1
+    for i in range(total):
+        body["id"] = f"{i:032d}"  # the unsigned id hint: same size as a real envelope, distinct bytes
+        message = json.dumps(body, separators=(",", ":")).encode()
+        due = start + i / rate
+        time.sleep(max(0.0, due - time.perf_counter()))
+        sent[message] = due
+        client.publish(f"{ECHO}/{vins[i % len(vins)]}", message, qos=1)
+    done.wait(30)
+    client.disconnect()
+    client.loop_stop()
+    return rtts
+
+
+class _Http:
+    """A minimal keep-alive HTTP/1.1 client on asyncio streams with a connection pool.
+
+    httpx spends milliseconds per request in this environment (httpcore re-tries importing an
+    async-library probe on every response), which made the load generator, not chelian, the
+    bottleneck; a load generator must cost far less than the server it measures."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.auth = f"Authorization: Bearer {token}\r\n"
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def request(self, method: str, path: str, body: dict | None = None, extra: str = "") -> dict:
+        conn = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = conn
+        data = json.dumps(body).encode() if body is not None else b""
+        head = (f"{method} {path} HTTP/1.1\r\nHost: bench\r\n{self.auth}{extra}"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+        writer.write(head.encode() + data)
+        header = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":", 1)[1] for line in header.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        payload = await reader.readexactly(length)
+        self.idle.append(conn)
+        if not header.startswith((b"HTTP/1.1 200", b"HTTP/1.1 202")):
+            raise RuntimeError(f"{method} {path}: {header.splitlines()[0]!r} {payload[:200]!r}")
+        return json.loads(payload)
+
+
+def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes, rate: float, total: int,
+          warmup: int, results) -> None:  # type: ignore[no-untyped-def]
+    """Child process: the raw MQTT floor first, then the API phase; results go to the queue."""
+    mqtt_rtts = _mqtt_round_trips(port, vins, payload, rate, total)
+    http = _Http(http_port, token)
+
+    async def one(i: int, due: float) -> tuple[float, str, dict]:
+        path = f"/api/v1/vehicles/{vins[i % len(vins)]}/commands"
+        created = await http.request("POST", path, {"type": "lock" if i % 2 else "unlock"},
+                                     f"Idempotency-Key: bench-{i}\r\n")
+        done = await http.request("GET", f"{path}/{created['id']}?wait_s=10")
+        return (time.perf_counter() - due) * 1000, done["status"], done["latency"]
+
+    async def run() -> list[tuple[float, str, dict]]:
+        start = time.perf_counter() + 0.2
+        tasks = []
+        for i in range(warmup + total):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(i, due)))
+        return (await asyncio.gather(*tasks))[warmup:]
+
+    results.put((mqtt_rtts, asyncio.run(run())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cars", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=200.0, help="commands per second, across all cars")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured duration of each phase")
+    parser.add_argument("--car-dir", default=None,
+                        help="where cars keep their keystores (default: a temp dir on disk: real fsyncs)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+
+    from chelian.api.app import create_app
+    from chelian.config import Settings
+    from chelian.metrics import Metrics
+    from chelian.runtime import build_relay
+    from chelian.services.accounts.signup import log_in, sign_up
+    from chelian.services.commands.envelope import Command
+    from chelian.signals import Catalog
+    from chelian.storage.db import make_engine, now_ms, upgrade
+    from chelian.storage.repositories import vehicles
+    from tests.factories import new_vin
+
+    data_dir = Path(tempfile.mkdtemp(prefix="chelian-bench-cmd-"))
+    car_dir = Path(args.car_dir or tempfile.mkdtemp(prefix="chelian-bench-cars-", dir="/var/tmp"))
+    total, warmup = int(args.rate * args.seconds), int(args.rate)
+    ctx = mp.get_context("spawn")
+    with mosquitto() as port, postgres_database() as url:
+        upgrade(url)
+        engine = make_engine(url, pool_size=20)
+        owner = sign_up(engine, "bench@example.com", "bench-password")
+        vins = [new_vin() for _ in range(args.cars)]
+        with engine.begin() as conn:
+            for vin in vins:
+                vehicles.create(conn, vin=vin, make="Bench", model="Car", year=2024, owner_id=owner.id,
+                                created_ms=now_ms())
+        token = log_in(engine, "bench@example.com", "bench-password", 3600)
+        settings = Settings.load(data_dir=data_dir, database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}",
+                                 http_port=free_port(), ingest_password="bench")
+        relay = build_relay(settings, engine, client_id="bench-relay").start()
+        app = create_app(settings, engine, Catalog.builtin(), Metrics())
+        app.state.commands = relay.service
+        import uvicorn
+
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.http_port,
+                                               log_level="error", access_log=False))
+        threading.Thread(target=server.run, daemon=True).start()
+        ready, stop = ctx.Event(), ctx.Event()
+        cars = ctx.Process(target=_cars, args=(port, vins, relay.service.platform_key.public, str(car_dir),
+                                               ready, stop), daemon=True)
+        cars.start()
+        if not ready.wait(120):
+            raise SystemExit("the cars did not all connect")
+        deadline = time.monotonic() + 30
+        while (len(relay.online) < len(vins) or not server.started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print(f"bench: {args.cars} cars, {args.rate:g} commands/s for {args.seconds:g} s; Mosquitto + "
+              f"PostgreSQL; car keystores in {car_dir}", flush=True)
+        results = ctx.Queue()
+        sample = relay.service.platform_key.seal(
+            Command("0" * 32, vins[0], "unlock", {}, 1, now_ms(), now_ms() + 30_000).body(), "0" * 32).wire()
+        load = ctx.Process(target=_load, args=(port, settings.http_port, token, vins, sample, args.rate,
+                                               total, warmup, results))
+        load.start()
+        while load.is_alive() and results.empty():
+            time.sleep(0.2)
+        if results.empty():
+            raise SystemExit(f"the load process died (exit code {load.exitcode})")
+        mqtt_rtts, api = results.get()
+        load.join(10)
+        stop.set()
+        cars.join(10)
+        server.should_exit = True
+        relay.stop()
+        engine.dispose()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if args.car_dir is None:
+        shutil.rmtree(car_dir, ignore_errors=True)
+
+    round_trips = [ms for ms, _status, _lat in api]
+    succeeded = sum(status == "succeeded" for _ms, status, _lat in api)
+    sent_to_ack = [lat["sent_to_ack_ms"] for _ms, _s, lat in api if lat["sent_to_ack_ms"] is not None]
+    server_total = [lat["request_to_final_ms"] for _ms, _s, lat in api
+                    if lat["request_to_final_ms"] is not None]
+
+    def stats(values: list[float]) -> dict:
+        return {"p50": round(percentile(values, 50), 2), "p99": round(percentile(values, 99), 2),
+                "max": round(max(values), 2) if values else None}
+
+    figures = {"cars": args.cars, "rate_per_s": args.rate, "commands": len(api), "succeeded": succeeded,
+               "api_round_trip_ms": stats(round_trips), "mqtt_round_trip_ms": stats(mqtt_rtts),
+               "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
+               "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk"}
+    print(f"API round trip   p50 {figures['api_round_trip_ms']['p50']:.1f} ms  "
+          f"p99 {figures['api_round_trip_ms']['p99']:.1f} ms  ({succeeded}/{len(api)} succeeded)")
+    print(f"raw MQTT echo    p50 {figures['mqtt_round_trip_ms']['p50']:.1f} ms  "
+          f"p99 {figures['mqtt_round_trip_ms']['p99']:.1f} ms")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
