@@ -37,7 +37,13 @@ ECHO, ECHO_BACK = "bench/echo", "bench/echo-back"
 
 
 def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready, stop) -> None:  # type: ignore[no-untyped-def]
-    """Child process: every car connects, subscribes, announces itself and serves commands."""
+    """Child process: every car connects, subscribes, announces itself and serves commands.
+
+    One thread drives all the cars' paho clients (paho's external-loop API over `select`):
+    a hundred loop threads fighting over one GIL would add their switching delays to every
+    round trip and measure Python's scheduler instead of the protocol."""
+    import select
+
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -45,11 +51,12 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
     from chelian.agent.keystore import Keystore
     from chelian.link import topics
     from chelian.link.codec import encode_status
+    from chelian.services.commands.relay import tcp_no_delay
     from chelian.storage.db import now_ms
     from tests.agent.fake_actuators import FakeActuators
 
     logging.basicConfig(level=logging.ERROR)
-    subscribed = threading.Semaphore(0)
+    subscribed: set[str] = set()
     clients = []
     for vin in vins:
         executor = CommandExecutor(vin, Keystore.open(Path(car_dir) / f"{vin}.json", vin,
@@ -62,10 +69,10 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
         def on_connect(c, _u, _f, _rc, _p=None, topic=topic, vin=vin):  # type: ignore[no-untyped-def]
             c.subscribe([(topic[topics.COMMANDS], 1), (f"{ECHO}/{vin}", 1)])
 
-        def on_subscribe(c, _u, _mid, _rc, _p=None, topic=topic, executor=executor):  # type: ignore[no-untyped-def]
+        def on_subscribe(c, _u, _mid, _rc, _p=None, topic=topic, executor=executor, vin=vin):  # type: ignore[no-untyped-def]
             c.publish(topic[topics.STATUS], encode_status(True, now_ms()), qos=1, retain=True)
             c.publish(topic[topics.ACKS], executor.announcement(), qos=1)
-            subscribed.release()
+            subscribed.add(vin)
 
         def on_message(c, _u, msg, topic=topic, executor=executor, vin=vin):  # type: ignore[no-untyped-def]
             if msg.topic == topic[topics.COMMANDS]:
@@ -76,22 +83,35 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
                 c.publish(f"{ECHO_BACK}/{vin}", msg.payload, qos=1)
 
         client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+        client.on_socket_open = tcp_no_delay  # what a car's agent should do too
         client.connect("127.0.0.1", port, keepalive=60)
-        client.loop_start()
         clients.append(client)
-    for _ in vins:
-        subscribed.acquire(timeout=60)
-    ready.set()
-    stop.wait()
+    by_socket = {c.socket(): c for c in clients}
+    last_misc = 0.0
+    while not stop.is_set():
+        writers = [s for s, c in by_socket.items() if c.want_write()]
+        readable, writable, _ = select.select(list(by_socket), writers, [], 0.05)
+        for sock in readable:
+            by_socket[sock].loop_read()
+        for sock in set(writable) | {s for s, c in by_socket.items() if c.want_write()}:
+            by_socket[sock].loop_write()
+        if time.monotonic() - last_misc > 1:
+            last_misc = time.monotonic()
+            for client in clients:
+                client.loop_misc()
+        if len(subscribed) == len(vins) and not ready.is_set():
+            ready.set()
     for client in clients:
         client.disconnect()
-        client.loop_stop()
+        client.loop_write()
 
 
 def _mqtt_round_trips(port: int, vins: list[str], payload: bytes, rate: float, total: int) -> list[float]:
     """Publish `total` payload-sized messages to the cars' echo topics on schedule; RTT in ms."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
+
+    from chelian.services.commands.relay import tcp_no_delay
 
     sent: dict[bytes, float] = {}
     rtts: list[float] = []
@@ -105,6 +125,7 @@ def _mqtt_round_trips(port: int, vins: list[str], payload: bytes, rate: float, t
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-mqtt-prober", protocol=mqtt.MQTTv311)
     client.max_inflight_messages_set(0)
     client.on_message = on_message
+    client.on_socket_open = tcp_no_delay
     client.connect("127.0.0.1", port)
     client.subscribe(f"{ECHO_BACK}/+", 1)
     client.loop_start()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from chelian.api.deps import API_PREFIX, EngineDep, oauth2_scheme, parse_instant
 from chelian.api.schemas.commands import CommandCreate, CommandPublic, CommandsPublic
@@ -23,6 +25,7 @@ from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandServi
 from chelian.services.commands.presigned import submit_presigned
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import users, vehicles
+from chelian.storage.repositories.commands import CommandRow
 from chelian.storage.repositories.users import User
 from chelian.storage.repositories.vehicles import Vehicle
 
@@ -53,13 +56,16 @@ class Caller:
     vehicle: Vehicle
 
 
-def caller_and_vehicle(vin: str, token: Annotated[str, Depends(oauth2_scheme)], engine: EngineDep) -> Caller:
+Token = Annotated[str, Depends(oauth2_scheme)]
+
+
+def find_caller(engine: Engine, vin: str, token: str) -> Caller:
     """CurrentUser + OwnedVehicle in one short-lived connection.
 
-    Same rules (the token's user, 404 for anyone else's car), but: the connection is not held
+    Same rules (the token's user, 404 for anyone else's car), but the connection is not held
     for the whole request - a long poll (`wait_s`) must not keep one while it waits, and a
     request holding one while the service checks out another can starve the pool under load -
-    and one checkout instead of two, which on the command hot path is measurable."""
+    and it is one checkout instead of two, which on the command hot path is measurable."""
     with engine.connect() as conn:
         user = users.user_for_token(conn, token_digest(token), now_ms())
         if user is None:
@@ -70,7 +76,14 @@ def caller_and_vehicle(vin: str, token: Annotated[str, Depends(oauth2_scheme)], 
     return Caller(user, vehicle)
 
 
+def caller_and_vehicle(vin: str, token: Token, engine: EngineDep) -> Caller:
+    return find_caller(engine, vin, token)
+
+
 CallerVehicle = Annotated[Caller, Depends(caller_and_vehicle)]
+
+# The two hot routes are async and run their blocking part in *one* worker-thread hop (caller
+# lookup included): every hop is a GIL hand-off that costs milliseconds on a busy server.
 
 
 @router.post("/{vin}/commands", status_code=status.HTTP_202_ACCEPTED, response_model=CommandPublic,
@@ -78,21 +91,25 @@ CallerVehicle = Annotated[Caller, Depends(caller_and_vehicle)]
                                              "or a pre-signed envelope that cannot be relayed"},
                         404: {"description": "Not one of your cars"},
                         409: {"description": "Idempotency-Key already used for a different request"}})
-def send_command(
-    body: CommandCreate, caller: CallerVehicle, commands: CommandsDep, response: Response,
+async def send_command(
+    vin: str, body: CommandCreate, token: Token, commands: CommandsDep, response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255,
                                                   description="Retry with the same key: same command, "
                                                               "never sent twice")] = None,
 ) -> CommandPublic:
     """Queue a command for the car; it is sent when the car is online and expires otherwise."""
-    vehicle, user = caller.vehicle, caller.user
-    if body.signed is not None:
-        row, created = submit_presigned(commands, vehicle, user.id, body.signed.model_dump(exclude_none=True),
-                                        idempotency_key)
-    else:
+
+    def send() -> tuple[Vehicle, CommandRow, bool]:
+        caller = find_caller(commands.engine, vin, token)
+        if body.signed is not None:
+            signed = body.signed.model_dump(exclude_none=True)
+            return caller.vehicle, *submit_presigned(commands, caller.vehicle, caller.user.id, signed,
+                                                     idempotency_key)
         assert body.type is not None
-        row, created = commands.create(vehicle, user.id, body.type, body.args, body.expires_in_s,
-                                       idempotency_key)
+        return caller.vehicle, *commands.create(caller.vehicle, caller.user.id, body.type, body.args,
+                                                body.expires_in_s, idempotency_key)
+
+    vehicle, row, created = await run_in_threadpool(send)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return CommandPublic.of(vehicle.vin, row)
@@ -101,12 +118,19 @@ def send_command(
 @router.get("/{vin}/commands/{command_id}", response_model=CommandPublic,
             responses={404: {"description": "Not one of your cars, or no such command for it"}})
 async def read_command(
-    caller: CallerVehicle, command_id: str, commands: CommandsDep,
+    vin: str, command_id: str, token: Token, commands: CommandsDep,
     wait_s: Annotated[float, Query(ge=0, description=f"wait until the command is final, at most this long "
                                                      f"(capped at {MAX_WAIT_S:g} s)")] = 0,
 ) -> CommandPublic:
-    vehicle = caller.vehicle
-    return CommandPublic.of(vehicle.vin, await commands.wait(vehicle.id, command_id, wait_s))
+    found: list[Vehicle] = []
+
+    def read() -> CommandRow:
+        if not found:
+            found.append(find_caller(commands.engine, vin, token).vehicle)
+        return commands.get(found[0].id, command_id)
+
+    row = await commands.wait(command_id, wait_s, read)
+    return CommandPublic.of(found[0].vin, row)
 
 
 @router.get("/{vin}/commands", response_model=CommandsPublic,

@@ -216,12 +216,14 @@ class CommandService:
         with self.engine.connect() as conn:
             return repo.for_vehicle(conn, vehicle_id, limit=limit, before_ms=before_ms, status=status)
 
-    async def wait(self, vehicle_id: int, command_id: str, wait_s: float) -> CommandRow:
-        """The command once final, or as it is after `wait_s` (capped at MAX_WAIT_S)."""
+    async def wait(self, command_id: str, wait_s: float, read: Callable[[], CommandRow]) -> CommandRow:
+        """`read()` (run in a worker thread; it may check who is asking, and must raise if they
+        may not see the command) once the command is final, or after `wait_s` (capped at
+        MAX_WAIT_S). The watch is registered before the first read, so no wake-up is lost."""
         deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
         with self.notifier.watch(command_id) as watch:
             while True:
-                row = await run_in_threadpool(self.get, vehicle_id, command_id)
+                row = await run_in_threadpool(read)
                 remaining = deadline - time.monotonic()
                 if row.status in FINAL or remaining <= 0:
                     return row

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +72,13 @@ class _Inbound:
     received_ms: int
 
 
+def tcp_no_delay(_client: mqtt.Client, _userdata: object, sock: socket.socket) -> None:
+    """Switch off Nagle's algorithm: a command or a PUBACK is one small write that must leave
+    now, not after the peer's delayed ACK (measured: 40 ms -> 1 ms per MQTT round trip)."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class CommandRelay:
     def __init__(self, service: CommandService, endpoint: BrokerEndpoint, *,
                  client_id: str = "chelian-commands-0", sweep_interval_s: float = 0.5,
@@ -91,6 +99,7 @@ class CommandRelay:
         self._client = make_client(client_id, endpoint, manual_ack=True, **persistent)
         self._client.max_inflight_messages_set(0)
         self._client.max_queued_messages_set(0)
+        self._client.on_socket_open = tcp_no_delay
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
