@@ -92,7 +92,7 @@ def measure(engine, port: int, cars: int, all_vins: list[str], args, ingest_pid:
     vins = all_vins[:cars]
     ctx = mp.get_context("spawn")
     stats = ctx.Queue()
-    state = tempfile.mkdtemp(prefix="chelian-bench-sim-")
+    state = args.state_dir  # shared by the rounds: the same cars must not reuse their seq numbers
     seconds = args.warmup_s + args.measure_s + 2
     proc = ctx.Process(target=run_fleet, args=(port, vins, args.map, seconds, state, stats), daemon=True)
     proc.start()
@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--map", default=None, help="an .osm.pbf to drive on (default: the street grid)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.ramp.split(",")]
+    args.state_dir = tempfile.mkdtemp(prefix="chelian-bench-sim-")
     logging.basicConfig(level=logging.ERROR)
     print(f"bench: simulator + Mosquitto + ingest + PostgreSQL on one machine ({os.cpu_count()} cores); "
           f"fleet sizes {sizes}, 1 Hz sampling, {args.warmup_s:g} s warm-up + {args.measure_s:g} s measured; "
