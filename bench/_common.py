@@ -34,7 +34,9 @@ def mosquitto(extra_conf: str = "") -> Iterator[int]:
     conf = tmp / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "max_queued_messages 1000000\nmax_inflight_messages 0\nset_tcp_nodelay true\n" + extra_conf)
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Output to a file, never a pipe nobody reads: a full pipe stalls Mosquitto.
+    log = open(tmp / "mosquitto.log", "wb")  # noqa: SIM115 - closed with the broker
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -47,6 +49,7 @@ def mosquitto(extra_conf: str = "") -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(5)
+        log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -10,12 +10,13 @@ import typer
 
 from chelian.cli.common import console, with_settings
 from chelian.cli.serve import HttpHost, HttpPort, describe, settings_with_http
-from chelian.cli.sim import stop_on_signals
+from chelian.cli.sim import MapFile, Scenarios, road_network_option, scenarios_option, stop_on_signals
 from chelian.config import Settings
 from chelian.errors import ConflictError
 from chelian.runtime import Platform
 from chelian.services.accounts.signup import sign_up
 from chelian.services.fleet.sim_fleet import provision_fleet
+from chelian.sim.commands import command_executors
 from chelian.sim.fleet import Fleet, SimCarConfig
 
 DEMO_EMAIL = "demo@chelian.local"
@@ -41,8 +42,16 @@ def demo_login(settings: Settings, platform: Platform) -> str:
 def demo(settings: Settings,
          cars: Annotated[int, typer.Option(min=1, max=1000, help="Simulated cars to drive.")] = 5,
          rate_hz: Annotated[float, typer.Option(min=0.1, max=10, help="Messages per car per second.")] = 1.0,
-         http_host: HttpHost = None, http_port: HttpPort = None) -> None:
-    """Run the platform with a simulated fleet and print where to look and how to log in."""
+         http_host: HttpHost = None, http_port: HttpPort = None,
+         map: MapFile = None,  # noqa: A002 - the option is --map
+         scenario: Scenarios = None) -> None:
+    """Run the platform with a simulated fleet and print where to look and how to log in.
+
+    The cars run the real vehicle agent (signed commands included) on a street grid, or on
+    an OpenStreetMap extract's roads with --map; the console draws the same roads.
+    """
+    scenarios = scenarios_option(scenario or [], cars)
+    network = road_network_option(map)
     platform = Platform(settings_with_http(settings, http_host, http_port)).start()
     fleet = None
     try:
@@ -50,7 +59,9 @@ def demo(settings: Settings,
         credentials = provision_fleet(platform.engine, DEMO_EMAIL, cars, settings.car_mqtt_url)
         host, port = settings.broker_host_port
         fleet = Fleet([SimCarConfig.from_credentials(c) for c in credentials], host, port, rate_hz,
-                      seq_path=settings.data_dir / "sim" / "seq.json")
+                      seq_path=settings.data_dir / "sim" / "seq.json", network=network, scenarios=scenarios,
+                      commands=command_executors(settings.data_dir))
+        platform.app.state.road_network = fleet.network  # the console's basemap: the roads the cars drive
         fleet.start()
         fleet.wait_connected(10)
         describe(platform)

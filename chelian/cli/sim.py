@@ -52,8 +52,8 @@ def sim(
     credentials on every run; each runs the real vehicle agent (the one `chelian agent` runs
     in a car), on an OpenStreetMap extract's roads (--map) or a street grid around Ann Arbor.
     """
-    scenarios = _scenarios(scenario or [], cars)
-    network = _road_network(map)
+    scenarios = scenarios_option(scenario or [], cars)
+    network = road_network_option(map)
     with database(settings) as engine:
         credentials = provision_fleet(engine, owner, cars, settings.car_mqtt_url)
     host, port = settings.broker_host_port
@@ -74,7 +74,7 @@ def sim(
         fleet.stop()
 
 
-def _scenarios(specs: list[str], cars: int) -> list[Scenario]:
+def scenarios_option(specs: list[str], cars: int) -> list[Scenario]:
     out = []
     for text in specs:
         try:
@@ -87,7 +87,7 @@ def _scenarios(specs: list[str], cars: int) -> list[Scenario]:
     return out
 
 
-def _road_network(path: Path | None) -> RoadNetwork | None:
+def road_network_option(path: Path | None) -> RoadNetwork | None:
     if path is None:
         return None
     from chelian.sim.osm import OsmRoads
