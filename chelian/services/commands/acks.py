@@ -70,11 +70,11 @@ def handle_acks(service: CommandService, inbound: list[tuple[str, bytes, int]]) 
     if not verified:
         return outcomes
     moved = service.settle_acks([
-        (ack.id, vehicle_id, ack.h, ack.status,
-         dict(reason=ack.reason, result=ack.result, acked_ms=received_ms, car_ts_ms=ack.ts,
-              finished_ms=received_ms))
+        dict(id=ack.id, vehicle_id=vehicle_id, env_hash=ack.h, status=ack.status, reason=ack.reason,
+             result=ack.result, acked_ms=received_ms, car_ts_ms=ack.ts, finished_ms=received_ms)
         for _i, _vin, vehicle_id, ack, received_ms in verified])
-    for (i, vin, vehicle_id, ack, received_ms), settled in zip(verified, moved, strict=True):
+    for i, vin, vehicle_id, ack, received_ms in verified:
+        settled = moved.pop((ack.id, ack.h), None)  # pop: a second ack for the same command is a repeat
         if settled is None:
             outcomes[i] = _why_not_settled(service, vin, vehicle_id, ack)
             continue

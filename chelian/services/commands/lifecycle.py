@@ -65,6 +65,9 @@ TRANSITIONS: Final = {
     REJECTED: (QUEUED, SENT, EXPIRED),
 }
 
+ACK_SETTLES_FROM: Final = TRANSITIONS[SUCCEEDED]
+assert TRANSITIONS[FAILED] == TRANSITIONS[REJECTED] == ACK_SETTLES_FROM, "acks settle in one statement"
+
 COMMAND_CREATED: Final = "command_created"
 COMMAND_REPEATED: Final = "command_repeated"
 COMMAND_EXPIRED: Final = "command_expired"
@@ -267,17 +270,15 @@ class CommandService:
             self.notifier.notify([command_id])
         return moved
 
-    def settle_acks(self, acks: list[tuple[str, int, str, str, dict[str, Any]]]
-                    ) -> list[tuple[str, int | None, int] | None]:
-        """Apply verified acks - (command id, vehicle id, envelope hash, status, values) - each only
-        if it answers the envelope sent under that id; one transaction for the lot. Per ack:
-        (type, sent_ms, created_ms) when the command moved, else None.
+    def settle_acks(self, acks: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, int | None, int]]:
+        """Apply verified acks (id, vehicle_id, env_hash, status, reason, result, acked_ms, car_ts_ms,
+        finished_ms), each only if it answers the envelope sent under that id; one transaction
+        for the lot. Returns {(id, env_hash): (type, sent_ms, created_ms)} for those that moved.
 
         Durability relaxed: the car keeps its answers, so an ack lost in a database crash comes
         back with the next resend."""
         with self.engine.begin() as conn:
             repo.relax_durability(conn)
-            moved = [repo.settle(conn, cid, vid, h, status, TRANSITIONS[status], **values)
-                     for cid, vid, h, status, values in acks]
-        self.notifier.notify([ack[0] for ack, m in zip(acks, moved, strict=True) if m is not None])
+            moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM)
+        self.notifier.notify([command_id for command_id, _hash in moved])
         return moved

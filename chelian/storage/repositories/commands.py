@@ -16,7 +16,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Integer,
+    String,
+    and_,
+    case,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -120,6 +135,40 @@ def settle(conn: Connection, command_id: str, vehicle_id: int, env_hash: str, to
                               c.status.in_(list(allowed_from)))
                        .values(status=to, **values).returning(c.type, c.sent_ms, c.created_ms)).first()
     return None if row is None else (row[0], row[1], row[2])
+
+
+_SETTLE_COLUMNS = (("id", String), ("vehicle_id", Integer), ("env_hash", String), ("status", String),
+                   ("reason", String), ("result", JSON), ("acked_ms", BigInteger), ("car_ts_ms", BigInteger),
+                   ("finished_ms", BigInteger))
+
+
+def settle_many(conn: Connection, acks: list[dict[str, Any]],
+                allowed_from: Iterable[str]) -> dict[tuple[str, str], tuple[str, int | None, int]]:
+    """`settle` for a batch of acks (dicts with the _SETTLE_COLUMNS): on PostgreSQL one
+    UPDATE ... FROM (VALUES ...) RETURNING, however many acks - a relay under load settles a
+    growing batch for the price of one round trip; SQLite (in-process, no round trips) loops.
+    Returns {(command id, envelope hash): (type, sent_ms, created_ms)} for the commands that moved
+    (keyed by the hash too, so a batch holding a forged ack beside the real one credits the real one)."""
+    if conn.dialect.name != "postgresql":
+        moved = {}
+        for ack in acks:
+            fields = {k: ack[k] for k in ("reason", "result", "acked_ms", "car_ts_ms", "finished_ms")}
+            done = settle(conn, ack["id"], ack["vehicle_id"], ack["env_hash"], ack["status"], allowed_from,
+                          **fields)
+            if done is not None:
+                moved[ack["id"], ack["env_hash"]] = done
+        return moved
+    c = commands.c
+    rows = values(*(column(name, kind) for name, kind in _SETTLE_COLUMNS), name="v").data(
+        [tuple(ack[name] for name, _kind in _SETTLE_COLUMNS) for ack in acks])
+    result = conn.execute(
+        update(commands)
+        .where(c.id == rows.c.id, c.vehicle_id == rows.c.vehicle_id, c.env_hash == rows.c.env_hash,
+               c.status.in_(list(allowed_from)))
+        .values(status=rows.c.status, reason=rows.c.reason, result=rows.c.result, acked_ms=rows.c.acked_ms,
+                car_ts_ms=rows.c.car_ts_ms, finished_ms=rows.c.finished_ms)
+        .returning(c.id, c.env_hash, c.type, c.sent_ms, c.created_ms))
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in result}
 
 
 def relax_durability(conn: Connection) -> None:
