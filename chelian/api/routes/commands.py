@@ -10,23 +10,20 @@ relay wakes it the moment the ack is committed (see services/commands/notify.py)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from chelian.api.deps import API_PREFIX, EngineDep, oauth2_scheme, parse_instant
+from chelian.api.deps import API_PREFIX, oauth2_scheme, parse_instant
 from chelian.api.schemas.commands import CommandCreate, CommandPublic, CommandsPublic
 from chelian.errors import AuthError, NotFoundError
 from chelian.security.hashing import token_digest
 from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandService
 from chelian.services.commands.presigned import submit_presigned
 from chelian.storage.db import now_ms
-from chelian.storage.repositories import users, vehicles
-from chelian.storage.repositories.commands import CommandRow
-from chelian.storage.repositories.users import User
+from chelian.storage.repositories import commands as repo
+from chelian.storage.repositories.commands import CallerView, CommandRow
 from chelian.storage.repositories.vehicles import Vehicle
 
 router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["commands"])
@@ -50,37 +47,32 @@ async def get_commands(request: Request) -> CommandService:
 CommandsDep = Annotated[CommandService, Depends(get_commands)]
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    user: User
-    vehicle: Vehicle
-
-
 Token = Annotated[str, Depends(oauth2_scheme)]
 
 
-def find_caller(engine: Engine, vin: str, token: str) -> Caller:
-    """CurrentUser + OwnedVehicle in one short-lived connection.
+def find_caller(commands: CommandService, vin: str, token: str, command_id: str | None = None) -> CallerView:
+    """CurrentUser + OwnedVehicle (+ the command) in one query on one short-lived connection.
 
-    Same rules (the token's user, 404 for anyone else's car), but the connection is not held
-    for the whole request - a long poll (`wait_s`) must not keep one while it waits, and a
-    request holding one while the service checks out another can starve the pool under load -
-    and it is one checkout instead of two, which on the command hot path is measurable."""
-    with engine.connect() as conn:
-        user = users.user_for_token(conn, token_digest(token), now_ms())
-        if user is None:
-            raise AuthError("invalid or expired token")
-        vehicle = vehicles.owned(conn, user.id, vin.strip().upper())
-    if vehicle is None:
+    Same rules (the token's user, 404 for anyone else's car or command), but the connection is
+    not held for the whole request - a long poll (`wait_s`) must not keep one while it waits,
+    and a request holding one while the service checks out another can starve the pool under
+    load - and it costs one round trip instead of three on the command hot path."""
+    with commands.reads.connect() as conn:
+        view = repo.caller_view(conn, token_digest(token), now_ms(), vin.strip().upper(), command_id)
+    if view.user is None:
+        raise AuthError("invalid or expired token")
+    if view.vehicle is None:
         raise NotFoundError(f"no vehicle {vin} in your account")
-    return Caller(user, vehicle)
+    if command_id is not None and view.command is None:
+        raise NotFoundError(f"no command {command_id} for this vehicle")
+    return view
 
 
-def caller_and_vehicle(vin: str, token: Token, engine: EngineDep) -> Caller:
-    return find_caller(engine, vin, token)
+def caller_and_vehicle(vin: str, token: Token, commands: CommandsDep) -> CallerView:
+    return find_caller(commands, vin, token)
 
 
-CallerVehicle = Annotated[Caller, Depends(caller_and_vehicle)]
+CallerVehicle = Annotated[CallerView, Depends(caller_and_vehicle)]
 
 # The two hot routes are async and run their blocking part in *one* worker-thread hop (caller
 # lookup included): every hop is a GIL hand-off that costs milliseconds on a busy server.
@@ -100,7 +92,8 @@ async def send_command(
     """Queue a command for the car; it is sent when the car is online and expires otherwise."""
 
     def send() -> tuple[Vehicle, CommandRow, bool]:
-        caller = find_caller(commands.engine, vin, token)
+        caller = find_caller(commands, vin, token)
+        assert caller.user is not None and caller.vehicle is not None
         if body.signed is not None:
             signed = body.signed.model_dump(exclude_none=True)
             return caller.vehicle, *submit_presigned(commands, caller.vehicle, caller.user.id, signed,
@@ -125,9 +118,12 @@ async def read_command(
     found: list[Vehicle] = []
 
     def read() -> CommandRow:
-        if not found:
-            found.append(find_caller(commands.engine, vin, token).vehicle)
-        return commands.get(found[0].id, command_id)
+        if found:
+            return commands.get(found[0].id, command_id)
+        caller = find_caller(commands, vin, token, command_id)  # the first read checks the caller too
+        assert caller.vehicle is not None and caller.command is not None
+        found.append(caller.vehicle)
+        return commands.current(caller.command)
 
     row = await commands.wait(command_id, wait_s, read)
     return CommandPublic.of(found[0].vin, row)
@@ -144,6 +140,7 @@ def list_commands(
 ) -> CommandsPublic:
     """Newest first: the car's command audit trail."""
     vehicle = caller.vehicle
+    assert vehicle is not None
     before_ms = parse_instant(before, "before") if before is not None else None
     rows = commands.list(vehicle.id, limit=limit + 1, before_ms=before_ms, status=status_)
     data = [CommandPublic.of(vehicle.vin, r) for r in rows[:limit]]

@@ -97,6 +97,8 @@ class CommandService:
     def __init__(self, engine: Engine, platform_key: PlatformKey, notifier: Notifier | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
         self.engine = engine
+        self.reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """For reads that need no transaction: no BEGIN/ROLLBACK round trips (4 -> 2 per read)."""
         self.platform_key = platform_key
         self.notifier = notifier or Notifier()
         self.clock = clock
@@ -146,7 +148,7 @@ class CommandService:
         """Record an envelope a device signed (checked by presigned.py); the bytes go out unchanged."""
         digest = request_hash({"vin": vehicle.vin, "presigned": env_hash})
         summary = f"the pre-signed {command.type} {command.id}"
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
             same_id = repo.get(conn, command.id)
         if existing is not None:
@@ -189,7 +191,7 @@ class CommandService:
         except _Repeated as repeated:
             return repeated.row, False
         except IntegrityError:
-            with self.engine.connect() as conn:  # a concurrent twin won
+            with self.reads.connect() as conn:  # a concurrent twin won
                 existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
             if existing is None:
                 raise
@@ -203,20 +205,24 @@ class CommandService:
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, vehicle_id: int, command_id: str) -> CommandRow:
-        """The command (NotFoundError unless it is this car's); expired on read when overdue."""
-        with self.engine.connect() as conn:
+        """The command (NotFoundError unless it is this car's), expired on read when overdue."""
+        with self.reads.connect() as conn:
             row = repo.get(conn, command_id)
         if row is None or row.vehicle_id != vehicle_id:
             raise NotFoundError(f"no command {command_id} for this vehicle")
+        return self.current(row)
+
+    def current(self, row: CommandRow) -> CommandRow:
+        """`row`, or its expired successor when it is overdue (no sweeper needed to be right)."""
         if row.status in UNSETTLED and self.clock() >= self._expiry_moment(row):
             self.expire_due()
-            with self.engine.connect() as conn:
-                row = repo.get(conn, command_id) or row
+            with self.reads.connect() as conn:
+                row = repo.get(conn, row.id) or row
         return row
 
     def list(self, vehicle_id: int, *, limit: int, before_ms: int | None = None,
              status: str | None = None) -> list[CommandRow]:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return repo.for_vehicle(conn, vehicle_id, limit=limit, before_ms=before_ms, status=status)
 
     async def wait(self, command_id: str, wait_s: float, read: Callable[[], CommandRow]) -> CommandRow:
@@ -248,7 +254,7 @@ class CommandService:
 
     def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,
                 states: tuple[str, ...] = UNSETTLED) -> list[tuple[str, str, bytes]]:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             return repo.pending(conn, states, self.clock(), vehicle_id=vehicle_id,
                                 sent_before_ms=sent_before_ms)
 
