@@ -9,8 +9,9 @@ under `v1/vehicles/`, including `$share/{group}/...` shared subscriptions.
 It runs in its own process (`EmbeddedBroker(settings).start()`, or `python -m
 chelian.link.broker`) because amqtt relays about twice as fast there as inside the API's
 event loop. amqtt 0.12.1 also needed fixing where chelian relies on it (see ChelianBroker
-and ChelianProtocolHandler); every fix is covered by tests/link/test_broker_acl.py, so an
-amqtt upgrade that changes these internals fails loudly instead of silently.
+and ChelianProtocolHandler); every fix is covered by tests/link/test_broker_acl.py or
+tests/link/test_embedded_broker.py, so an amqtt upgrade that changes these internals fails
+loudly instead of silently.
 
 Example:
     with EmbeddedBroker(settings) as broker:      # returns once the port accepts connections
@@ -338,6 +339,14 @@ class ChelianProtocolHandler(BrokerProtocolHandler):
     """
 
     _expiry: asyncio.Task[None] | None = None
+    taken: Any = None
+    """The incoming message mqtt_deliver_next_message last handed to the broker's client loop,
+    until the broker routes it (ChelianBroker._handle_message_delivery / _route_pending)."""
+
+    async def mqtt_deliver_next_message(self) -> Any:
+        message = await super().mqtt_deliver_next_message()
+        self.taken = message
+        return message
 
     def handle_read_timeout(self) -> None:
         if self.session is None or self._expiry is not None:
@@ -384,6 +393,10 @@ class ChelianBroker(Broker):
     * It queues without bound for a disconnected persistent session and delivers the queue
       with the retain flag set; here the queue is bounded and the flag cleared.
     * It has no packet size limit (see packet_limit).
+    * It PUBACKs an incoming QoS 1 message on arrival but routes it later, from the client's
+      own message loop, and drops whatever that loop had not yet routed when the client
+      disconnects: a car that replays a backlog and leaves at once lost its last (already
+      acknowledged) messages. Here they are routed on disconnect, in order, before the will.
     """
 
     def __init__(self, config: dict[str, Any], *, max_packet_bytes: int,
@@ -493,6 +506,43 @@ class ChelianBroker(Broker):
                         incoming.client_id, existing[0].username)
             return IDENTIFIER_REJECTED
         return None
+
+    async def _handle_message_delivery(self, client_session: Session, handler: BrokerProtocolHandler,
+                                       wait_deliver: asyncio.Future[Any]) -> bool:
+        if isinstance(handler, ChelianProtocolHandler):
+            if wait_deliver.result() is not handler.taken:
+                return True  # already routed by _route_pending when the client disconnected
+            handler.taken = None
+        return await super()._handle_message_delivery(client_session, handler, wait_deliver)
+
+    async def _handle_disconnect(self, client_session: Session, handler: BrokerProtocolHandler,
+                                 disconnect_waiter: asyncio.Future[Any]) -> None:
+        # Stop reading first, so that nothing more can be queued (or acknowledged), then route
+        # what was acknowledged but not yet routed - before the will, which must come last.
+        await self._stop_handler(handler)
+        await self._route_pending(client_session, handler)
+        await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    async def _route_pending(self, client_session: Session, handler: BrokerProtocolHandler) -> None:
+        """Route the client's received-but-unrouted messages (amqtt 0.12.1 would drop them)."""
+        queue = client_session.delivered_message_queue
+        routed = 0
+        while True:
+            message = None
+            if isinstance(handler, ChelianProtocolHandler):
+                message, handler.taken = handler.taken, None  # the oldest: dequeued by the loop, not routed
+            if message is None and not queue.empty():
+                message = queue.get_nowait()
+            if message is None:
+                break
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(message)
+            # Invalid topics are refused (and logged) as they would have been; the connection is gone anyway.
+            await super()._handle_message_delivery(client_session, handler, done)
+            routed += 1
+        if routed:
+            log.info("routed_on_disconnect username=%s client_id=%s messages=%d", client_session.username,
+                     client_session.client_id, routed)
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         # One synchronous rule check instead of amqtt's task-per-plugin fan-out: this runs

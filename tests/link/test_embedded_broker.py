@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import stat
 import threading
+import time
 
 import pytest
 
@@ -23,10 +24,11 @@ from chelian.link.broker import (
     unshare,
 )
 from chelian.link.service_account import PASSWORD_FILE, service_account
+from chelian.link.topics import STATUS, telemetry_topic, vehicle_topic
 from chelian.services.accounts.signup import sign_up
 from chelian.services.fleet.provisioning import provision, rotate_secret
 from chelian.storage.db import make_engine, upgrade
-from tests.fixtures_brokers import MqttProbe, free_port
+from tests.fixtures_brokers import BrokerStack, MqttProbe, free_port
 
 VIN, OTHER = "1M8GDM9AXKP042788", "WVWZZZ1JZ3W386752"
 CAR = Identity(VIN, VIN, "$7$hash")
@@ -240,3 +242,48 @@ def test_queue_for_a_disconnected_session_is_bounded(tmp_path) -> None:
         assert back.expect(timeout=0.3) is None
         back.close()
     assert "queue_full" in (tmp_path / "broker.log").read_text()
+
+
+@pytest.mark.parametrize("leave", ["disconnect", "drop"])
+@pytest.mark.parametrize("ingest_away", [False, True], ids=["live", "persistent-away"])
+def test_acknowledged_messages_are_routed_when_the_sender_leaves_at_once(
+        embedded_stack: BrokerStack, leave: str, ingest_away: bool) -> None:
+    """Once the broker has PUBACKed a QoS 1 message it routes it, even if the car is gone a moment later.
+
+    amqtt 0.12.1 acknowledges on arrival and routes later from the connection's own loop; a car
+    that replays a backlog and disconnects at once lost its last messages (its retained
+    `offline` status among them) when that loop was cancelled.
+    """
+    car = embedded_stack.add_car(VIN)
+    kwargs = {"client_id": "chelian-ingest-0", "clean_session": False}
+    ingest = embedded_stack.service_client(**kwargs)
+    assert ingest.subscribe(telemetry_topic(VIN)) == 1
+    assert ingest.subscribe(vehicle_topic(VIN, STATUS)) == 1
+    if ingest_away:
+        ingest.close()
+    sender = embedded_stack.car_client(car)
+    sent = [f"m{i}".encode() for i in range(500)]
+    infos = [sender.client.publish(telemetry_topic(VIN), payload, qos=1) for payload in sent]
+    infos.append(sender.client.publish(vehicle_topic(VIN, STATUS), b"offline", qos=1, retain=True))
+    infos[-1].wait_for_publish(timeout=30)
+    deadline = time.monotonic() + 30
+    while not all(info.is_published() for info in infos) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(info.is_published() for info in infos)  # every one PUBACKed by the broker ...
+    if leave == "disconnect":
+        sender.close()
+    else:
+        sender.client.socket().shutdown(socket.SHUT_RDWR)  # FIN now, no DISCONNECT
+        sender.drop()
+    if ingest_away:
+        ingest = embedded_stack.service_client(**kwargs)
+    got: set[bytes] = set()
+    while len(got) < len(sent) + 1 and (msg := ingest.expect(timeout=5)) is not None:
+        got.add(msg.payload)
+    missing = [p for p in sent if p not in got]
+    assert missing == []  # ... so every one reaches the subscriber
+    assert b"offline" in got
+    late = embedded_stack.service_client()
+    assert late.subscribe(vehicle_topic(VIN, STATUS)) == 1
+    status = late.expect(timeout=5)
+    assert status is not None and status.payload == b"offline" and status.retain
