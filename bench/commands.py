@@ -182,10 +182,15 @@ def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes
 
     async def one(i: int, due: float) -> tuple[float, str, dict]:
         path = f"/api/v1/vehicles/{vins[i % len(vins)]}/commands"
+        started = time.perf_counter()
         created = await http.request("POST", path, {"type": "lock" if i % 2 else "unlock"},
                                      f"Idempotency-Key: bench-{i}\r\n")
+        accepted = time.perf_counter()
         done = await http.request("GET", f"{path}/{created['id']}?wait_s=10")
-        return (time.perf_counter() - due) * 1000, done["status"], done["latency"]
+        ended = time.perf_counter()
+        return (ended - due) * 1000, done["status"], done["latency"] | {
+            "late_start_ms": (started - due) * 1000, "post_ms": (accepted - started) * 1000,
+            "get_ms": (ended - accepted) * 1000}
 
     async def run() -> list[tuple[float, str, dict]]:
         start = time.perf_counter() + 0.2
@@ -286,9 +291,12 @@ def main() -> None:
         return {"p50": round(percentile(values, 50), 2), "p99": round(percentile(values, 99), 2),
                 "max": round(max(values), 2) if values else None}
 
+    phases = {name: stats([lat[name] for _ms, _s, lat in api])
+              for name in ("late_start_ms", "post_ms", "get_ms")}
     figures = {"cars": args.cars, "rate_per_s": args.rate, "commands": len(api), "succeeded": succeeded,
                "api_round_trip_ms": stats(round_trips), "mqtt_round_trip_ms": stats(mqtt_rtts),
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
+               "client_phases_ms": phases,
                "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk"}
     print(f"API round trip   p50 {figures['api_round_trip_ms']['p50']:.1f} ms  "
           f"p99 {figures['api_round_trip_ms']['p99']:.1f} ms  ({succeeded}/{len(api)} succeeded)")

@@ -57,7 +57,7 @@ def find_caller(commands: CommandService, vin: str, token: str, command_id: str 
     not held for the whole request - a long poll (`wait_s`) must not keep one while it waits,
     and a request holding one while the service checks out another can starve the pool under
     load - and it costs one round trip instead of three on the command hot path."""
-    with commands.reads.connect() as conn:
+    with commands.autocommit.connect() as conn:
         view = repo.caller_view(conn, token_digest(token), now_ms(), vin.strip().upper(), command_id)
     if view.user is None:
         raise AuthError("invalid or expired token")

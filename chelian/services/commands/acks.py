@@ -57,7 +57,7 @@ def _ignore(vin: str, reason: str, detail: str = "") -> AckOutcome:
 def handle_acks(service: CommandService, inbound: list[tuple[str, bytes, int]]) -> list[AckOutcome]:
     """Verify and settle a batch of (vin, payload, received_ms): one read for the cars' keys, one
     transaction for all outcomes (what lets one relay thread keep up with a fleet)."""
-    with service.reads.connect() as conn:
+    with service.autocommit.connect() as conn:
         known = key_repo.vehicles_and_agent_keys(conn, {vin for vin, _payload, _ms in inbound})
     outcomes = [AckOutcome()] * len(inbound)
     verified: list[tuple[int, str, int, Ack, int]] = []
@@ -132,7 +132,7 @@ def _verify(service: CommandService, known: dict[str, tuple[int, AgentKey | None
 
 def _why_not_settled(service: CommandService, vin: str, vehicle_id: int, ack: Ack) -> AckOutcome:
     """The slow path, for the log: which check the settling UPDATE failed."""
-    with service.reads.connect() as conn:
+    with service.autocommit.connect() as conn:
         row = repo.get(conn, ack.id)
     if row is None or row.vehicle_id != vehicle_id:
         return _ignore(vin, "unknown_command", f"id={ack.id}")

@@ -35,7 +35,7 @@ def submit_presigned(service: CommandService, vehicle: Vehicle, user_id: int, si
         sealed = unwrap(canonical(signed))
     except (EnvelopeError, TypeError, ValueError) as exc:
         raise ValidationError(f"signed is not an envelope: {exc}") from None
-    with service.reads.connect() as conn:
+    with service.autocommit.connect() as conn:
         key = key_repo.device_key(conn, sealed.kid)
     if key is None or key.user_id != user_id:
         raise ValidationError(f"unknown_key: {sealed.kid} is not one of your keys (register it with "

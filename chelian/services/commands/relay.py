@@ -242,7 +242,7 @@ class CommandRelay:
             self.online.discard(vin)
             return
         self.online.add(vin)
-        with self.service.reads.connect() as conn:
+        with self.service.autocommit.connect() as conn:
             vehicle = vehicles.by_vin(conn, vin)
         if vehicle is not None:
             self._publish(self.service.pending(vehicle_id=vehicle.id))

@@ -26,7 +26,6 @@ from sqlalchemy import (
     case,
     column,
     func,
-    insert,
     or_,
     select,
     update,
@@ -127,9 +126,14 @@ def next_counter(conn: Connection, vehicle_id: int, kid: str) -> int:
     return value
 
 
-def insert_command(conn: Connection, **values: Any) -> None:
-    """Raises IntegrityError on a reused id or (requester, idempotency key): callers re-read."""
-    conn.execute(insert(commands).values(**values))
+def insert_command_once(conn: Connection, **values: Any) -> bool:
+    """Insert unless the (requester, Idempotency-Key) pair exists; False if it did (callers read
+    the existing command). A reused id still raises IntegrityError."""
+    c = commands.c
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (dialect_insert(commands).values(**values)
+            .on_conflict_do_nothing(index_elements=[c.requested_by, c.idempotency_key]).returning(c.id))
+    return conn.execute(stmt).first() is not None
 
 
 def get(conn: Connection, command_id: str) -> CommandRow | None:
