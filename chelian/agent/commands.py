@@ -57,10 +57,10 @@ from chelian.services.commands.envelope import (
     Command,
     EnvelopeError,
     Sealed,
+    Signer,
     b64u,
     key_id,
     open_sealed,
-    seal,
     unb64u,
     unwrap,
 )
@@ -95,6 +95,7 @@ class CommandExecutor:
         self.clock = clock
         self.skew_ms = skew_ms
         self.stationary_kmh = stationary_kmh
+        self._signer = Signer.of(keystore.agent_key)
         self._lock = threading.RLock()
         self._parked: dict[str, tuple[Sealed, Command]] = {}
         for h, payload in keystore.waiting.items():  # verified before they were parked
@@ -167,7 +168,7 @@ class CommandExecutor:
     def announcement(self) -> bytes:
         """The car's signed `agent_key` message, published on `acks` after each connect."""
         body = {"kind": KIND_AGENT_KEY, "vin": self.vin, "ts": self.clock()}
-        return seal(self.keystore.agent_key, body, with_pub=True).wire()
+        return self._signer.seal(body, with_pub=True).wire()
 
     # --- deciding -------------------------------------------------------------------------
 
@@ -217,7 +218,7 @@ class CommandExecutor:
                 result: dict[str, Any] | None = None, *, remember: bool = True) -> bytes:
         ack = Ack(command.id if command else sealed.id or "", self.vin, sealed.hash, status, reason,
                   result or {}, self.clock())
-        payload = seal(self.keystore.agent_key, ack.body(), with_pub=True).wire()
+        payload = self._signer.seal(ack.body(), with_pub=True).wire()
         if remember:
             self.keystore.remember(sealed.hash, payload)
             self.keystore.save()

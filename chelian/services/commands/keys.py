@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 
 from chelian.errors import ConfigError, NotFoundError, ValidationError
-from chelian.services.commands.envelope import EnvelopeError, Sealed, b64u, key_id, load_public, seal
+from chelian.services.commands.envelope import EnvelopeError, Sealed, Signer, b64u, key_id, load_public
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import keys as key_repo
 from chelian.storage.repositories.keys import AgentKey, DeviceKey
@@ -43,17 +43,21 @@ PINNED_ON_FIRST_USE: Final = "first_use"
 @dataclass(frozen=True, slots=True)
 class PlatformKey:
     private: Ed25519PrivateKey = field(repr=False)
+    signer: Signer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signer", Signer.of(self.private))
 
     @property
     def kid(self) -> str:
-        return key_id(self.private)
+        return self.signer.kid
 
     @property
     def public(self) -> str:
-        return b64u(self.private.public_key().public_bytes_raw())
+        return b64u(self.signer.pub)
 
     def seal(self, body: dict[str, Any], id_hint: str) -> Sealed:
-        return seal(self.private, body, id_hint=id_hint)
+        return self.signer.seal(body, id_hint=id_hint)
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> PlatformKey:

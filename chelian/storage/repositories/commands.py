@@ -23,6 +23,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     case,
     column,
     func,
@@ -85,21 +86,40 @@ class CallerView:
     command: CommandRow | None
 
 
+def _caller_query(with_command: bool) -> Any:
+    tokens = api_tokens.c
+    joined = (api_tokens.join(users, users.c.id == tokens.user_id)
+              .outerjoin(vehicles, and_(vehicles.c.vin == bindparam("vin"),
+                                        vehicles.c.owner_id == users.c.id)))
+    columns = [*users.c, *vehicles.c]
+    if with_command:
+        joined = joined.outerjoin(commands, and_(commands.c.id == bindparam("command_id"),
+                                                 commands.c.vehicle_id == vehicles.c.id))
+        columns += _COLUMNS
+    return (select(*columns).select_from(joined)
+            .where(tokens.token_hash == bindparam("token_hash"), tokens.expires_ms > bindparam("now_ms"))
+            .limit(1))
+
+
+# The hot statements are built once and executed with parameters: building them per call
+# (SQLAlchemy coercing every column and value) cost more Python time than the round trip.
+_CALLER = {False: _caller_query(False), True: _caller_query(True)}
+_GET = select(*_COLUMNS).where(commands.c.id == bindparam("command_id"))
+_BY_KEY = select(*_COLUMNS).where(commands.c.requested_by == bindparam("user_id"),
+                                  commands.c.idempotency_key == bindparam("key"))
+_COUNTER = command_counters.c
+_BUMP = (update(command_counters)
+         .where(_COUNTER.vehicle_id == bindparam("b_vehicle_id"), _COUNTER.kid == bindparam("b_kid"))
+         .values(counter=_COUNTER.counter + 1).returning(_COUNTER.counter))
+
+
 def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
                 command_id: str | None = None) -> CallerView:
     """Token -> user, the user's car with this VIN, and that car's command: one round trip for
     what would otherwise be three queries on the command routes' hot path. The same rules as
     `users.user_for_token` (unexpired token) and `vehicles.owned` (owner only)."""
-    tokens = api_tokens.c
-    joined = (api_tokens.join(users, users.c.id == tokens.user_id)
-              .outerjoin(vehicles, and_(vehicles.c.vin == vin, vehicles.c.owner_id == users.c.id)))
-    columns = [*users.c, *vehicles.c]
-    if command_id is not None:
-        joined = joined.outerjoin(commands, and_(commands.c.id == command_id,
-                                                 commands.c.vehicle_id == vehicles.c.id))
-        columns += _COLUMNS
-    row = conn.execute(select(*columns).select_from(joined)
-                       .where(tokens.token_hash == token_hash, tokens.expires_ms > now_ms).limit(1)).first()
+    params = {"token_hash": token_hash, "now_ms": now_ms, "vin": vin, "command_id": command_id}
+    row = conn.execute(_CALLER[command_id is not None], params).first()
     if row is None:
         return CallerView(None, None, None)
     n_user, n_vehicle = len(users.c), len(vehicles.c)
@@ -114,36 +134,38 @@ def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
 
 def next_counter(conn: Connection, vehicle_id: int, kid: str) -> int:
     """The next counter for (car, key), atomically; the first is 1."""
-    c = command_counters.c
-    bump = (update(command_counters).where(c.vehicle_id == vehicle_id, c.kid == kid)
-            .values(counter=c.counter + 1).returning(c.counter))
-    value = conn.execute(bump).scalar_one_or_none()
+    params = {"b_vehicle_id": vehicle_id, "b_kid": kid}
+    value = conn.execute(_BUMP, params).scalar_one_or_none()
     if value is None:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         conn.execute(dialect_insert(command_counters).values(vehicle_id=vehicle_id, kid=kid, counter=0)
                      .on_conflict_do_nothing())
-        value = conn.execute(bump).scalar_one()
+        value = conn.execute(_BUMP, params).scalar_one()
     return value
+
+
+def _insert_once(dialect_insert: Any) -> Any:
+    c = commands.c
+    return (dialect_insert(commands)
+            .on_conflict_do_nothing(index_elements=[c.requested_by, c.idempotency_key]).returning(c.id))
+
+
+_INSERT_ONCE = {"postgresql": _insert_once(pg_insert), "sqlite": _insert_once(sqlite_insert)}
 
 
 def insert_command_once(conn: Connection, **values: Any) -> bool:
     """Insert unless the (requester, Idempotency-Key) pair exists; False if it did (callers read
     the existing command). A reused id still raises IntegrityError."""
-    c = commands.c
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = (dialect_insert(commands).values(**values)
-            .on_conflict_do_nothing(index_elements=[c.requested_by, c.idempotency_key]).returning(c.id))
-    return conn.execute(stmt).first() is not None
+    return conn.execute(_INSERT_ONCE[conn.dialect.name], values).first() is not None
 
 
 def get(conn: Connection, command_id: str) -> CommandRow | None:
-    row = conn.execute(select(*_COLUMNS).where(commands.c.id == command_id)).first()
+    row = conn.execute(_GET, {"command_id": command_id}).first()
     return _row(row) if row else None
 
 
 def by_idempotency_key(conn: Connection, user_id: int, key: str) -> CommandRow | None:
-    row = conn.execute(select(*_COLUMNS).where(commands.c.requested_by == user_id,
-                                               commands.c.idempotency_key == key)).first()
+    row = conn.execute(_BY_KEY, {"user_id": user_id, "key": key}).first()
     return _row(row) if row else None
 
 
