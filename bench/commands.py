@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import free_port, mosquitto, percentile, postgres_database  # noqa: E402
 
 ECHO, ECHO_BACK = "bench/echo", "bench/echo-back"
+CAR_WORKERS = 8
 
 
 def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready, stop) -> None:  # type: ignore[no-untyped-def]
@@ -41,7 +42,12 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
 
     One thread drives all the cars' paho clients (paho's external-loop API over `select`):
     a hundred loop threads fighting over one GIL would add their switching delays to every
-    round trip and measure Python's scheduler instead of the protocol."""
+    round trip and measure Python's scheduler instead of the protocol. Commands are executed
+    by CAR_WORKERS threads (each car always on the same one, so its commands stay in order):
+    every real car has its own flash, so their keystore fsyncs must overlap, not queue up
+    behind one another on one thread."""
+    import os
+    import queue
     import select
 
     import paho.mqtt.client as mqtt
@@ -58,7 +64,22 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
     logging.basicConfig(level=logging.ERROR)
     subscribed: set[str] = set()
     clients = []
-    for vin in vins:
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+    work: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in range(CAR_WORKERS)]
+
+    def execute(inbox: queue.SimpleQueue) -> None:
+        while (item := inbox.get()) is not None:
+            client, ack_topic, executor, payload = item
+            ack = executor.handle(payload)
+            if ack is not None:
+                outbox.put((client, ack_topic, ack))  # paho is driven by the loop thread only
+                os.write(wake_w, b"!")
+
+    for inbox in work:
+        threading.Thread(target=execute, args=(inbox,), daemon=True).start()
+    for n, vin in enumerate(vins):
         executor = CommandExecutor(vin, Keystore.open(Path(car_dir) / f"{vin}.json", vin,
                                                       platform_key=platform_public), FakeActuators())
         topic = {c: topics.vehicle_topic(vin, c) for c in topics.CHANNELS}
@@ -74,11 +95,9 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
             c.publish(topic[topics.ACKS], executor.announcement(), qos=1)
             subscribed.add(vin)
 
-        def on_message(c, _u, msg, topic=topic, executor=executor, vin=vin):  # type: ignore[no-untyped-def]
+        def on_message(c, _u, msg, topic=topic, executor=executor, vin=vin, n=n):  # type: ignore[no-untyped-def]
             if msg.topic == topic[topics.COMMANDS]:
-                ack = executor.handle(msg.payload)
-                if ack is not None:
-                    c.publish(topic[topics.ACKS], ack, qos=1)
+                work[n % CAR_WORKERS].put((c, topic[topics.ACKS], executor, msg.payload))
             else:
                 c.publish(f"{ECHO_BACK}/{vin}", msg.payload, qos=1)
 
@@ -89,10 +108,17 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
     by_socket = {c.socket(): c for c in clients}
     last_misc = 0.0
     while not stop.is_set():
+        by_socket = {s: c for s, c in by_socket.items() if c.socket() is not None}
         writers = [s for s, c in by_socket.items() if c.want_write()]
-        readable, writable, _ = select.select(list(by_socket), writers, [], 0.05)
+        readable, writable, _ = select.select([*by_socket, wake_r], writers, [], 0.05)
+        if wake_r in readable:
+            os.read(wake_r, 65536)
+            while not outbox.empty():
+                client, ack_topic, ack = outbox.get()
+                client.publish(ack_topic, ack, qos=1)
         for sock in readable:
-            by_socket[sock].loop_read()
+            if sock != wake_r:
+                by_socket[sock].loop_read()
         for sock in set(writable) | {s for s, c in by_socket.items() if c.want_write()}:
             by_socket[sock].loop_write()
         if time.monotonic() - last_misc > 1:
@@ -101,6 +127,8 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
                 client.loop_misc()
         if len(subscribed) == len(vins) and not ready.is_set():
             ready.set()
+    for inbox in work:
+        inbox.put(None)
     for client in clients:
         client.disconnect()
         client.loop_write()
@@ -158,12 +186,21 @@ class _Http:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def request(self, method: str, path: str, body: dict | None = None, extra: str = "") -> dict:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
-        reader, writer = conn
         data = json.dumps(body).encode() if body is not None else b""
         head = (f"{method} {path} HTTP/1.1\r\nHost: bench\r\n{self.auth}{extra}"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
-        writer.write(head.encode() + data)
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
+        while self.idle:  # the server closes keep-alive connections idle for 5 s: retry on a fresh one
+            conn = self.idle.pop()
+            try:
+                return await self._exchange(conn, method, path, head)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                conn[1].close()
+        return await self._exchange(await asyncio.open_connection("127.0.0.1", self.port), method, path, head)
+
+    async def _exchange(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], method: str, path: str,
+                        head: bytes) -> dict:
+        reader, writer = conn
+        writer.write(head)
         header = await reader.readuntil(b"\r\n\r\n")
         length = int(next(line.split(b":", 1)[1] for line in header.split(b"\r\n")
                           if line.lower().startswith(b"content-length:")))
