@@ -78,10 +78,9 @@ def handle_acks(service: CommandService, inbound: list[tuple[str, bytes, int]]) 
         if settled is None:
             outcomes[i] = _why_not_settled(service, vin, vehicle_id, ack)
             continue
-        type_, sent_ms, created_ms = settled
-        car_ms = received_ms - sent_ms if sent_ms is not None else None
+        car_ms = received_ms - settled.sent_ms if settled.sent_ms is not None else None
         log.info("%s id=%s vin=%s type=%s status=%s reason=%s car_ms=%s total_ms=%d", COMMAND_SETTLED, ack.id,
-                 vin, type_, ack.status, ack.reason, car_ms, received_ms - created_ms)
+                 vin, settled.type, ack.status, ack.reason, car_ms, received_ms - settled.created_ms)
         outcomes[i] = AckOutcome(command_id=ack.id)
     return outcomes
 

@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Final
 
 from sqlalchemy import Engine
@@ -45,7 +46,7 @@ from chelian.services.commands.keys import PlatformKey
 from chelian.services.commands.notify import POLL_S, Notifier
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as repo
-from chelian.storage.repositories.commands import CommandRow
+from chelian.storage.repositories.commands import CommandRow, Settled
 from chelian.storage.repositories.vehicles import Vehicle
 
 log = logging.getLogger("chelian.commands")
@@ -67,6 +68,9 @@ TRANSITIONS: Final = {
 
 ACK_SETTLES_FROM: Final = TRANSITIONS[SUCCEEDED]
 assert TRANSITIONS[FAILED] == TRANSITIONS[REJECTED] == ACK_SETTLES_FROM, "acks settle in one statement"
+
+SETTLED_FIELDS: Final = ("status", "reason", "result", "acked_ms", "car_ts_ms", "finished_ms")
+"""What an ack changes on a command: handed to waiters with the wake-up, so they need not re-read."""
 
 COMMAND_CREATED: Final = "command_created"
 COMMAND_REPEATED: Final = "command_repeated"
@@ -217,16 +221,19 @@ class CommandService:
     async def wait(self, command_id: str, wait_s: float, read: Callable[[], CommandRow]) -> CommandRow:
         """`read()` (run in a worker thread; it may check who is asking, and must raise if they
         may not see the command) once the command is final, or after `wait_s` (capped at
-        MAX_WAIT_S). The watch is registered before the first read, so no wake-up is lost."""
+        MAX_WAIT_S). The watch is registered before the first read, so no wake-up is lost; a
+        wake-up that carries the settled fields needs no second read at all."""
         deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
         with self.notifier.watch(command_id) as watch:
+            row = await run_in_threadpool(read)
             while True:
-                row = await run_in_threadpool(read)
                 remaining = deadline - time.monotonic()
                 if row.status in FINAL or remaining <= 0:
                     return row
                 until_expiry = max(self._expiry_moment(row) - self.clock(), 0) / 1000 + 0.005
                 await watch.wait(min(remaining, POLL_S, until_expiry))
+                change = watch.take_change()
+                row = replace(row, **change) if change else await run_in_threadpool(read)
 
     @staticmethod
     def _expiry_moment(row: CommandRow) -> int:
@@ -265,15 +272,19 @@ class CommandService:
             self.notifier.notify([command_id])
         return moved
 
-    def settle_acks(self, acks: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, int | None, int]]:
+    def settle_acks(self, acks: list[dict[str, Any]]) -> dict[tuple[str, str], Settled]:
         """Apply verified acks (id, vehicle_id, env_hash, status, reason, result, acked_ms, car_ts_ms,
         finished_ms), each only if it answers the envelope sent under that id; one transaction
-        for the lot. Returns {(id, env_hash): (type, sent_ms, created_ms)} for those that moved.
+        for the lot. Returns {(id, env_hash): Settled} for those that moved.
 
         Durability relaxed: the car keeps its answers, so an ack lost in a database crash comes
         back with the next resend."""
         with self.engine.begin() as conn:
             repo.relax_durability(conn)
             moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM)
-        self.notifier.notify([command_id for command_id, _hash in moved])
+        by_key = {(ack["id"], ack["env_hash"]): ack for ack in acks}
+        self.notifier.notify([cid for cid, _hash in moved], {
+            key[0]: {name: by_key[key][name] for name in SETTLED_FIELDS}
+            | {"sent_ms": done.sent_ms, "last_sent_ms": done.last_sent_ms, "attempts": done.attempts}
+            for key, done in moved.items()})
         return moved

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final
+from typing import Any, Final
 
 POLL_S: Final = 0.25
 
@@ -28,6 +28,18 @@ class Watch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.event = asyncio.Event()
+        self._change: dict[str, Any] | None = None
+
+    def _wake(self, change: dict[str, Any] | None) -> None:
+        """In the watch's own loop (via call_soon_threadsafe)."""
+        if change is not None:
+            self._change = change
+        self.event.set()
+
+    def take_change(self) -> dict[str, Any] | None:
+        """The fields the last notification said changed (None: re-read to find out)."""
+        change, self._change = self._change, None
+        return change
 
     async def wait(self, timeout_s: float) -> bool:
         """True if woken by a notification, False on timeout; re-armed either way."""
@@ -60,13 +72,14 @@ class Notifier:
                     if not watches:
                         del self._watches[command_id]
 
-    def notify(self, command_ids: Iterable[str]) -> None:
-        """Wake everyone watching these commands (from any thread)."""
+    def notify(self, command_ids: Iterable[str], changes: Mapping[str, dict[str, Any]] | None = None) -> None:
+        """Wake everyone watching these commands (from any thread), optionally telling them
+        which fields changed to what."""
         with self._lock:
-            woken = [w for cid in command_ids for w in self._watches.get(cid, ())]
-        for watch in woken:
+            woken = [(cid, w) for cid in command_ids for w in self._watches.get(cid, ())]
+        for cid, watch in woken:
             try:
-                watch.loop.call_soon_threadsafe(watch.event.set)
+                watch.loop.call_soon_threadsafe(watch._wake, (changes or {}).get(cid))
             except RuntimeError:  # that request's loop has closed: nobody is waiting any more
                 pass
 

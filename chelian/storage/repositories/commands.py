@@ -189,16 +189,33 @@ def transition(conn: Connection, command_id: str, to: str, allowed_from: Iterabl
                         .values(status=to, **values)).rowcount == 1
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settling UPDATE returns: enough to log latencies and to hand waiters the row's
+    send bookkeeping, which may have changed since they read it."""
+
+    type: str
+    created_ms: int
+    sent_ms: int | None
+    last_sent_ms: int | None
+    attempts: int
+
+
+def _settled_columns() -> list[Any]:
+    c = commands.c
+    return [c.type, c.created_ms, c.sent_ms, c.last_sent_ms, c.attempts]
+
+
 def settle(conn: Connection, command_id: str, vehicle_id: int, env_hash: str, to: str,
-           allowed_from: Iterable[str], **values: Any) -> tuple[str, int | None, int] | None:
+           allowed_from: Iterable[str], **values: Any) -> Settled | None:
     """An ack's transition, checked in the same statement: this car's command, the very envelope
-    the ack quotes, still settleable. (type, sent_ms, created_ms) if it moved, else None."""
+    the ack quotes, still settleable. None if it did not move."""
     c = commands.c
     row = conn.execute(update(commands)
                        .where(c.id == command_id, c.vehicle_id == vehicle_id, c.env_hash == env_hash,
                               c.status.in_(list(allowed_from)))
-                       .values(status=to, **values).returning(c.type, c.sent_ms, c.created_ms)).first()
-    return None if row is None else (row[0], row[1], row[2])
+                       .values(status=to, **values).returning(*_settled_columns())).first()
+    return None if row is None else Settled(*row)
 
 
 _SETTLE_COLUMNS = (("id", String), ("vehicle_id", Integer), ("env_hash", String), ("status", String),
@@ -207,12 +224,12 @@ _SETTLE_COLUMNS = (("id", String), ("vehicle_id", Integer), ("env_hash", String)
 
 
 def settle_many(conn: Connection, acks: list[dict[str, Any]],
-                allowed_from: Iterable[str]) -> dict[tuple[str, str], tuple[str, int | None, int]]:
+                allowed_from: Iterable[str]) -> dict[tuple[str, str], Settled]:
     """`settle` for a batch of acks (dicts with the _SETTLE_COLUMNS): on PostgreSQL one
     UPDATE ... FROM (VALUES ...) RETURNING, however many acks - a relay under load settles a
     growing batch for the price of one round trip; SQLite (in-process, no round trips) loops.
-    Returns {(command id, envelope hash): (type, sent_ms, created_ms)} for the commands that moved
-    (keyed by the hash too, so a batch holding a forged ack beside the real one credits the real one)."""
+    Keyed by (command id, envelope hash), so a batch holding a forged ack beside the real one
+    credits the real one."""
     if conn.dialect.name != "postgresql":
         moved = {}
         for ack in acks:
@@ -231,8 +248,8 @@ def settle_many(conn: Connection, acks: list[dict[str, Any]],
                c.status.in_(list(allowed_from)))
         .values(status=rows.c.status, reason=rows.c.reason, result=rows.c.result, acked_ms=rows.c.acked_ms,
                 car_ts_ms=rows.c.car_ts_ms, finished_ms=rows.c.finished_ms)
-        .returning(c.id, c.env_hash, c.type, c.sent_ms, c.created_ms))
-    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in result}
+        .returning(c.id, c.env_hash, *_settled_columns()))
+    return {(r[0], r[1]): Settled(*r[2:]) for r in result}
 
 
 def relax_durability(conn: Connection) -> None:
