@@ -24,6 +24,10 @@ class Actuators(Protocol):
 
     def set_immobilised(self, immobilised: bool) -> None: ...
 
+    def clear_dtcs(self) -> None:
+        """Clear stored trouble codes (the next DTCList the car reports shows the result)."""
+        ...
+
     def speed_kmh(self) -> float:
         """Current speed; the immobiliser only engages at (near) zero."""
         ...

@@ -109,6 +109,7 @@ class CommandExecutor:
             "honk_flash": lambda a: self.actuators.honk_flash(a["seconds"]),
             "immobilise": self._immobilise,
             "mobilise": self._mobilise,
+            "clear_dtcs": lambda _a: self.actuators.clear_dtcs(),
             "enrol_key": self._enrol_key,
             "revoke_key": self._revoke_key,
         }

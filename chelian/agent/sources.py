@@ -58,6 +58,9 @@ class ReadOnlyActuators:
     def set_immobilised(self, immobilised: bool) -> None:
         raise ActuationError(self.reason)
 
+    def clear_dtcs(self) -> None:
+        raise ActuationError(self.reason)
+
     def speed_kmh(self) -> float:
         return float(self.source.snapshot().get(SPEED, 0.0))
 

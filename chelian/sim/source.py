@@ -75,6 +75,11 @@ class SimActuators:
         self.car.controls.immobilised = immobilised
         self._done()
 
+    def clear_dtcs(self) -> None:
+        for code in list(self.car.controls.dtcs):
+            self.car.controls.clear_dtc(code)
+        self._done()
+
     def speed_kmh(self) -> float:
         return round(self.car.mover.speed_ms * 3.6, 1)
 

@@ -36,6 +36,9 @@ class FakeActuators:
         self._do("set_immobilised", immobilised)
         self.immobilised = immobilised
 
+    def clear_dtcs(self) -> None:
+        self._do("clear_dtcs")
+
     def speed_kmh(self) -> float:
         return self.speed
 

@@ -117,3 +117,8 @@ def test_a_waiting_immobilise_survives_a_reboot(car):
     [ack] = [rebooted.read_ack(a) for a in rebooted.executor.tick()]
     assert ack.status == "succeeded" and car.body.immobilised
     assert rebooted.reopen().executor.tick() == [] and rebooted.executor.keystore.waiting == {}
+
+
+def test_clear_dtcs_is_a_signed_command_the_car_performs(car):
+    ack = car.send(car.platform.signed(VIN, "clear_dtcs", iat=T0))
+    assert ack.status == "succeeded" and ("clear_dtcs", None) in car.body.calls

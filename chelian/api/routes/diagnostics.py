@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import Connection
 
-from chelian.api.deps import API_PREFIX, CatalogDep, ConnDep, EngineDep, OwnedVehicle
+from chelian.api.deps import API_PREFIX, CatalogDep, ConnDep, CurrentUser, EngineDep, OwnedVehicle
+from chelian.api.routes.commands import command_service
+from chelian.api.schemas.commands import CommandPublic
 from chelian.api.schemas.diagnostics import (
     DtcPublic,
     DtcsPublic,
@@ -37,11 +39,15 @@ def list_dtcs(vehicle: OwnedVehicle, conn: ConnDep,
     return DtcsPublic(vin=vehicle.vin, data=[DtcPublic.of(r) for r in rows], count=len(rows))
 
 
-@router.post("/{vin}/dtcs/clear", status_code=202, responses={**_NOT_YOURS, 400: {}})
-def clear_dtcs(vehicle: OwnedVehicle) -> dict[str, str]:
-    """Integration point: answers 400 until the command catalog has a `clear_dtcs` command."""
+@router.post("/{vin}/dtcs/clear", status_code=202, response_model=CommandPublic, responses=_NOT_YOURS)
+def clear_dtcs(vehicle: OwnedVehicle, user: CurrentUser, request: Request,
+               idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> CommandPublic:
+    """Clear the car's trouble codes: a signed `clear_dtcs` command the car verifies like any
+    other; follow it at `.../commands/{id}`. The codes close here when the car stops
+    reporting them."""
     command_type = require_clear_supported()
-    return {"vin": vehicle.vin, "command": command_type, "hint": "send it with POST .../commands"}
+    row, _created = command_service(request).create(vehicle, user.id, command_type, {}, None, idempotency_key)
+    return CommandPublic.of(vehicle.vin, row)
 
 
 @router.get("/{vin}/health", response_model=HealthPublic, responses=_NOT_YOURS)

@@ -134,6 +134,7 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = MappingProxyType({spec.name: spec f
                 {"seconds": Arg(float, required=False, default=3.0, low=1, high=30)}),
     CommandSpec("immobilise", _OWNER_OR_PLATFORM, "stop the engine from starting (waits until stationary)"),
     CommandSpec("mobilise", _OWNER_OR_PLATFORM, "allow the engine to start again"),
+    CommandSpec("clear_dtcs", _OWNER_OR_PLATFORM, "clear stored diagnostic trouble codes (resets readiness)"),
     CommandSpec("enrol_key", _OWNER_ONLY, "add a public key to the car's whitelist (or renew its window)",
                 {"kid": Arg(str, pattern=KID_PATTERN), "pub": Arg(str, pattern=PUBLIC_KEY_PATTERN),
                  "role": Arg(str, choices=ROLES), "nbf": _EPOCH_MS, "exp": _EPOCH_MS}),

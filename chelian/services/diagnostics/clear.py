@@ -1,15 +1,10 @@
-"""Clearing trouble codes remotely: the integration point with signed commands.
+"""Clearing trouble codes remotely: a signed `clear_dtcs` command like any other.
 
-Clearing codes resets the ECU's readiness monitors, so it must be a signed command the car
-checks like any other (chelian/services/commands). The commands catalog
-(`chelian.services.commands.catalog.COMMANDS`) does not have a `clear_dtcs` row yet and is
-owned by the commands capability; this module names the command and refuses early until the
-row exists, so the API answers "not supported yet" instead of sending something the car
-would reject as `malformed`.
-
-When the row is added (`CommandSpec("clear_dtcs", _OWNER_OR_PLATFORM, "clear stored trouble
-codes", {"codes": ...})`) and the agent executes it, the car's following DTCList (or a
-`dtc_reported` event with status `cleared`) closes the codes here through the detector.
+Clearing codes resets the ECU's readiness monitors, so the car verifies it like every command
+(chelian/services/commands; owner or platform keys may send it). The car's following
+DTCList (or a `dtc_reported` event with status `cleared`) closes the codes here through the
+diagnostics detector. `require_clear_supported` keeps the API honest should a deployment run
+with a command catalog that lacks the row.
 """
 
 from __future__ import annotations
