@@ -17,7 +17,8 @@ def test_0002_matches_the_tables_and_round_trips(database_url):
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            only_ours = {"include_name": lambda name, type_, _parents: type_ != "table" or name in TABLES}
+            only_ours = {"include_object": lambda _obj, name, type_, _reflected, _compare_to:
+                         type_ != "table" or name in TABLES}
             diff = compare_metadata(MigrationContext.configure(conn, opts=only_ours), metadata)
         assert diff == [], "migration 0002 and storage/tables.py disagree"
         command.downgrade(alembic_config(database_url), "0001")
