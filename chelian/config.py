@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     mqtt_port: int = Field(default=1884, ge=1, le=65535)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    http_workers: int = Field(default=1, ge=1, le=64)
+    """API processes `chelian serve` runs on `http_port` (PostgreSQL only; SQLite keeps one)."""
     public_mqtt_url: str | None = None
     """The broker address handed to cars when they are provisioned (defaults to mqtt_url)."""
 
