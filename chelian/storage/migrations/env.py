@@ -5,6 +5,7 @@ from chelian.storage.db import make_engine
 from chelian.storage import tables_safety  # noqa: F401 - registers the safety tables on metadata
 from chelian.storage.tables import metadata
 import chelian.storage.tables_rules  # noqa: F401  (registers the rules tables on metadata)
+import chelian.storage.tables_fleets  # noqa: F401  (registers the fleet tables on metadata)
 
 config = context.config
 
