@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from chelian.agent.actuators import ActuationError, Actuators
 from chelian.agent.keystore import KeyEntry, Keystore
+from chelian.agent.tracking import Tracking, TrackingState
 from chelian.services.commands.catalog import (
     ACTUATION_FAILED,
     BAD_SIGNATURE,
@@ -88,11 +89,15 @@ def wall_ms() -> int:
 
 class CommandExecutor:
     def __init__(self, vin: str, keystore: Keystore, actuators: Actuators, clock: Clock = wall_ms, *,
-                 skew_ms: int = CLOCK_SKEW_MS, stationary_kmh: float = STATIONARY_KMH) -> None:
+                 skew_ms: int = CLOCK_SKEW_MS, stationary_kmh: float = STATIONARY_KMH,
+                 tracking: Tracking | None = None) -> None:
         self.vin = vin
         self.keystore = keystore
         self.actuators = actuators
         self.clock = clock
+        self.tracking = tracking or Tracking(TrackingState.from_json(keystore.tracking))
+        """High-rate location tracking that `set_tracking` sets; the agent reads it when sampling
+        (a reboot resumes it from the keystore until it lapses)."""
         self.skew_ms = skew_ms
         self.stationary_kmh = stationary_kmh
         self._signer = Signer.of(keystore.agent_key)
@@ -110,6 +115,7 @@ class CommandExecutor:
             "immobilise": self._immobilise,
             "mobilise": self._mobilise,
             "clear_dtcs": lambda _a: self.actuators.clear_dtcs(),
+            "set_tracking": self._set_tracking,
             "enrol_key": self._enrol_key,
             "revoke_key": self._revoke_key,
         }
@@ -247,6 +253,11 @@ class CommandExecutor:
                 self._unpark(h)
                 self._outbox.append(self._answer(sealed, command, FAILED, SUPERSEDED))
         self.actuators.set_immobilised(False)
+
+    def _set_tracking(self, args: dict[str, Any]) -> dict[str, Any]:
+        state = self.tracking.start(args["interval_ms"], args["duration_s"], self.clock())
+        self.keystore.tracking = None if state is None else state.to_json()  # saved with the answer
+        return {"tracking": False} if state is None else {"tracking": True, **state.to_json()}
 
     def _enrol_key(self, args: dict[str, Any]) -> dict[str, Any]:
         pub = unb64u(args["pub"], "pub")

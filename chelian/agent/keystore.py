@@ -102,6 +102,8 @@ class Keystore:
         self.waiting = waiting if waiting is not None else {}
         """Verified envelopes still waiting to act (immobilise until stationary), by hash: a
         reboot resumes the wait instead of answering the cloud's resend with `replayed`."""
+        self.tracking: dict[str, int] | None = None
+        """The running `set_tracking` ({"interval_ms", "until_ms"}), so a reboot keeps tracking."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -131,7 +133,9 @@ class Keystore:
         keys = {kid: KeyEntry.from_json(e) for kid, e in obj["keys"].items()}
         recent = OrderedDict((h, ack.encode()) for h, ack in obj.get("recent", []))
         waiting = {h: payload.encode() for h, payload in obj.get("waiting", {}).items()}
-        return cls(path, vin, agent_key, keys, recent, waiting)
+        store = cls(path, vin, agent_key, keys, recent, waiting)
+        store.tracking = obj.get("tracking")
+        return store
 
     # --- whitelist ------------------------------------------------------------------
 
@@ -170,7 +174,8 @@ class Keystore:
                "agent_key": b64u(self.agent_key.private_bytes_raw()),
                "keys": {kid: e.to_json() for kid, e in self.keys.items()},
                "recent": [[h, ack.decode()] for h, ack in self.recent.items()],
-               "waiting": {h: payload.decode() for h, payload in self.waiting.items()}}
+               "waiting": {h: payload.decode() for h, payload in self.waiting.items()},
+               "tracking": self.tracking}
         data = json.dumps(obj, separators=(",", ":")).encode()
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

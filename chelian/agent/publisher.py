@@ -13,7 +13,8 @@ integrator can override one signal without restating the table (`PolicyTable.wit
 
 Two details that matter on a map: comparing against the last *sent* value (not the last
 sampled) lets slow drift accumulate until it crosses the deadband; and reaching or leaving
-zero always counts, so a car that stopped never shows 0.8 km/h for a minute. When some
+zero always counts, so a car that stopped never shows 0.8 km/h for a minute. High-rate
+tracking (`tracking.py`) bypasses all of it for position, heading and speed (`force`). When some
 heartbeat is due, every signal past half its heartbeat rides along, so heartbeats line up
 into one message instead of trickling out one signal at a time.
 
@@ -26,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,8 +123,11 @@ class ChangePicker:
         self._sent[path] = [value, now_s + policy.max_interval_s, now_s + policy.min_interval_s,
                             policy.deadband, now_s + policy.max_interval_s / 2]
 
-    def select(self, snapshot: dict[str, Any], now_s: float) -> dict[str, Any]:
-        """The signals of `snapshot` to send now; they count as sent from now on."""
+    def select(self, snapshot: dict[str, Any], now_s: float, force: Iterable[str] = ()) -> dict[str, Any]:
+        """The signals of `snapshot` to send now; they count as sent from now on.
+
+        `force` names paths sent now whatever their policy says (high-rate tracking's position).
+        """
         out: dict[str, Any] = {}
         heartbeat_due = False
         sent = self._sent
@@ -139,6 +144,9 @@ class ChangePicker:
             for path, value in snapshot.items():
                 if path not in out and now_s >= sent[path][4]:
                     out[path] = value
+        for path in force:
+            if path in snapshot:
+                out[path] = snapshot[path]
         for path, value in out.items():
             self._mark(path, value, now_s)
         return out

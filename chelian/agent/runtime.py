@@ -18,8 +18,8 @@ so the cloud's latest state is fresh at once (the backlog's older timestamps nev
 it: the cloud's latest state only moves forward in device time).
 
 Commands are one injected collaborator, `CommandHandler.handle(payload) -> ack | None`
-(`chelian.agent.commands.CommandExecutor` in production); its optional `tick()` and
-`announcement()` are used when present.
+(`chelian.agent.commands.CommandExecutor` in production); its optional `tick()`,
+`announcement()` and `tracking` (high-rate location tracking, `tracking.py`) are used when present.
 
 Example:
     agent = Agent(vin, LinkSettings("cloud.example.com", 1883, vin, secret), source,
@@ -46,6 +46,7 @@ import aiomqtt
 from chelian.agent.publisher import ChangePicker, PolicyTable
 from chelian.agent.sources import EventSource, SignalSource
 from chelian.agent.store_forward import Outbox, Queued, TokenBucket
+from chelian.agent.tracking import TRACKED, Tracking
 from chelian.link import topics
 from chelian.link.codec import encode_event, encode_status, encode_telemetry
 
@@ -91,9 +92,13 @@ class CommandHandler(Protocol):
 class Agent:
     def __init__(self, vin: str, link: LinkSettings, source: SignalSource, outbox: Outbox, *,
                  policy: PolicyTable | None = None, commands: CommandHandler | None = None,
-                 clock: Clock = wall_ms, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 tracking: Tracking | None = None, clock: Clock = wall_ms,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.vin, self.link, self.source, self.outbox, self.commands = vin, link, source, outbox, commands
         self.clock = clock
+        self.tracking: Tracking = tracking or getattr(commands, "tracking", None) or Tracking()
+        """High-rate location tracking (set by the executor's `set_tracking`): while it runs, every
+        due tick carries position, heading and speed, and `run()` samples at least that often."""
         self.picker = ChangePicker(policy or PolicyTable.standard())
         self.bucket = TokenBucket(link.replay_rate_per_s, link.replay_burst, monotonic)
         self.online = threading.Event()
@@ -116,7 +121,8 @@ class Agent:
         """Sample the source once and queue what is due; returns how many messages were queued."""
         now = self.clock()
         queued = 0
-        signals = self.picker.select(self.source.snapshot(), now / 1000)
+        forced = TRACKED if self.tracking.due(now) else ()
+        signals = self.picker.select(self.source.snapshot(), now / 1000, forced)
         if signals:
             seq = self.outbox.next_seq(topics.TELEMETRY)
             self.outbox.append(topics.TELEMETRY, seq, now, encode_telemetry(seq, now, signals))
@@ -166,14 +172,19 @@ class Agent:
             self._stopped.set()
 
     async def _tick_forever(self, rate_hz: float) -> None:
-        period, deadline = 1.0 / rate_hz, time.monotonic()
+        deadline = time.monotonic()
         while True:
             try:
                 self.tick()
             except Exception:  # a source hiccup must not end sampling for good
                 log.exception("agent_tick_failed vin=%s", self.vin)
-            deadline += period
+            deadline += self.tick_period_s(rate_hz)
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+    def tick_period_s(self, rate_hz: float) -> float:
+        """Seconds between samples: 1 / rate_hz, or the tracking interval when that is shorter."""
+        tracking = self.tracking.interval_s(self.clock())
+        return 1.0 / rate_hz if tracking is None else min(1.0 / rate_hz, tracking)
 
     def _client_for(self) -> aiomqtt.Client:
         link = self.link

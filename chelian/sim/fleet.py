@@ -10,7 +10,8 @@ One asyncio loop, in a background thread, hosts all agents (that is what lets 1 
 on two cores; a thread per car would not), so callers keep a plain blocking API: `start()`,
 `stop()`, `wait_connected()`. The ticker advances every car by a fixed step (deterministic
 physics whatever the scheduling), spread over the period in slices so the broker sees a
-steady stream rather than a burst each second.
+steady stream rather than a burst each second. A car told to track at high rate
+(`set_tracking`, e.g. a stolen car at 500 ms) is stepped in smaller steps in several slices.
 
 Example:
     fleet = Fleet([SimCarConfig(vin, vin, secret)], "127.0.0.1", 1883, rate_hz=1).start()
@@ -25,6 +26,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -210,21 +212,37 @@ class Fleet:
 
     # --- the clock ----------------------------------------------------------------------------
 
+    def schedule(self, now_ms: int) -> list[list[tuple[_Car, float]]]:
+        """One period's work: per slice, the (car, step in seconds) to advance and sample.
+
+        Every car is stepped once per period in its own slice; a car whose agent tracks at high
+        rate (`set_tracking` faster than the fleet's period) is stepped in smaller steps spread
+        over the period's slices, so its positions really differ and arrive on the interval.
+        """
+        period, slices, cars = 1.0 / self.rate_hz, SLICES_PER_PERIOD, len(self._cars)
+        plan: list[list[tuple[_Car, float]]] = [[] for _ in range(slices)]
+        for index, car in enumerate(self._cars):
+            home = index * slices // cars
+            interval = car.agent.tracking.interval_s(now_ms)
+            steps = 1 if interval is None or interval >= period else min(slices, math.ceil(period / interval))
+            for k in range(steps):
+                plan[(home + k * slices // steps) % slices].append((car, period / steps))
+        return plan
+
     async def _tick_forever(self) -> None:
         period = 1.0 / self.rate_hz
-        slices = max(1, min(SLICES_PER_PERIOD, len(self._cars)))
-        groups = [self._cars[i::slices] for i in range(slices)]
         deadline = time.monotonic()
         while True:
-            for group in groups:
-                for car in group:
+            plan = self.schedule(time.time_ns() // 1_000_000)
+            for group in plan:
+                for car, step_s in group:
                     try:
-                        car.source.advance(period)
+                        car.source.advance(step_s)
                         car.agent.tick()
                         self.ticks += 1
                     except Exception:  # one car's bug must not stop the fleet
                         log.exception("sim_car_tick_failed vin=%s", car.config.vin)
-                deadline += period / slices
+                deadline += period / len(plan)
                 late = time.monotonic() - deadline
                 await asyncio.sleep(max(0.0, -late))
             self.tick_lag_s = max(0.0, late)

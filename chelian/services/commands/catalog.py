@@ -121,6 +121,14 @@ KID_PATTERN: Final = r"[A-Za-z0-9_-]{22}"
 PUBLIC_KEY_PATTERN: Final = r"[A-Za-z0-9_-]{43}"
 _EPOCH_MS = Arg(int, required=False, low=0, high=2**53)
 
+TRACKING_MIN_INTERVAL_MS: Final = 100
+"""Faster than 10 Hz adds nothing a map can show and costs the car's data plan."""
+TRACKING_MAX_INTERVAL_MS: Final = 60_000
+TRACKING_DEFAULT_INTERVAL_MS: Final = 1_000
+TRACKING_DEFAULT_DURATION_S: Final = 600
+TRACKING_MAX_DURATION_S: Final = 24 * 3600
+"""The car stops tracking by itself after this at the latest, so a lost "stop" cannot drain it."""
+
 _ALL = frozenset(ROLES)
 _TRUSTED = frozenset({OWNER, DRIVER, PLATFORM})
 _OWNER_OR_PLATFORM = frozenset({OWNER, PLATFORM})
@@ -135,6 +143,12 @@ COMMANDS: Final[Mapping[str, CommandSpec]] = MappingProxyType({spec.name: spec f
     CommandSpec("immobilise", _OWNER_OR_PLATFORM, "stop the engine from starting (waits until stationary)"),
     CommandSpec("mobilise", _OWNER_OR_PLATFORM, "allow the engine to start again"),
     CommandSpec("clear_dtcs", _OWNER_OR_PLATFORM, "clear stored diagnostic trouble codes (resets readiness)"),
+    CommandSpec("set_tracking", _OWNER_OR_PLATFORM,
+                "report position, heading and speed every interval_ms for duration_s (0 s: stop now)",
+                {"interval_ms": Arg(int, required=False, default=TRACKING_DEFAULT_INTERVAL_MS,
+                                    low=TRACKING_MIN_INTERVAL_MS, high=TRACKING_MAX_INTERVAL_MS),
+                 "duration_s": Arg(int, required=False, default=TRACKING_DEFAULT_DURATION_S,
+                                   low=0, high=TRACKING_MAX_DURATION_S)}),
     CommandSpec("enrol_key", _OWNER_ONLY, "add a public key to the car's whitelist (or renew its window)",
                 {"kid": Arg(str, pattern=KID_PATTERN), "pub": Arg(str, pattern=PUBLIC_KEY_PATTERN),
                  "role": Arg(str, choices=ROLES), "nbf": _EPOCH_MS, "exp": _EPOCH_MS}),

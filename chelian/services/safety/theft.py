@@ -1,8 +1,10 @@
 """Stolen-vehicle assistance and the unauthorised-movement alarm.
 
-Stolen: the owner reports the car stolen; from then on every position the car stores is
-kept in the report's track, and each move (faster than `speed_kmh`, or more than `radius_m`
-from the last announced position) is announced (`stolen_vehicle_moved`); the owner may ask for a
+Stolen: the owner reports the car stolen; the car is told (signed `set_tracking`) to report
+its position every `tracking_interval_ms` for `tracking_duration_s` (a recovery sends the
+stop), and from then on every position the car stores is kept in the report's track, and
+each move (faster than `speed_kmh`, or more than `radius_m` from the last announced
+position) is announced (`stolen_vehicle_moved`); the owner may ask for a
 remote immobilise (a signed `immobilise` command through chelian.services.commands, which
 the car carries out once stationary), and a recovery report closes it with notes.
 
@@ -23,8 +25,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from chelian.errors import ConflictError, NotFoundError
+from chelian.errors import ChelianError, ConflictError, NotFoundError
 from chelian.ingest.batch import TelemetryRows, WriteResult
+from chelian.services.commands.catalog import TRACKING_MAX_DURATION_S
 from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
 from chelian.services.safety.geo import distance_m, num, value
@@ -36,6 +39,9 @@ from chelian.storage.repositories.vehicles import Vehicle
 log = logging.getLogger("chelian.safety.theft")
 
 PARKED_STATES = frozenset({"OFF", "LOCK"})
+TRACKING_INTERVAL_MS = 1_000
+TRACKING_DURATION_S = 6 * 3600
+"""How long a stolen car reports at high rate unless recovered first (Settings override both)."""
 
 
 class CommandCreator(Protocol):
@@ -59,27 +65,60 @@ class TheftService:
         announcer: Announcer,
         commands: Callable[[], CommandCreator | None],
         clock: Callable[[], int] = now_ms,
+        *,
+        tracking_interval_ms: int = TRACKING_INTERVAL_MS,
+        tracking_duration_s: int = TRACKING_DURATION_S,
     ) -> None:
         self.engine = engine
         self.announcer = announcer
         self.commands = commands
         """Returns the command service when the platform runs one (None: record the request only)."""
         self.clock = clock
+        self.tracking_interval_ms = tracking_interval_ms
+        self.tracking_duration_s = tracking_duration_s
 
     def report(self, vehicle: Vehicle, user_id: int, note: str | None) -> TheftReport:
+        """Open a report and tell the car to report its position at high rate."""
         now = self.clock()
         with self.engine.begin() as conn:
             if repo.active(conn, vehicle.id) is not None:
                 raise ConflictError(f"{vehicle.vin} is already reported stolen")
             report = repo.create(conn, vehicle.id, user_id, note, now)
+        args = {"interval_ms": self.tracking_interval_ms, "duration_s": self.tracking_duration_s}
+        command_id = self._command(vehicle, report, "track", args)
         self.announcer.publish(
             n.VEHICLE_REPORTED_STOLEN,
             vehicle.id,
             now,
             f"stolen:{report.id}:reported",
-            {"report_id": report.id, "note": note},
+            {"report_id": report.id, "note": note, "tracking_command_id": command_id},
         )
         return report
+
+    def _command(self, vehicle: Vehicle, report: TheftReport, purpose: str,
+                 args: dict[str, Any]) -> str | None:
+        """Send `set_tracking` for the report (idempotent per report and purpose); its id, or None.
+
+        A command that cannot be sent (no command service here, a car without a platform key)
+        is logged and does not undo the report: the track still records what the car sends.
+        It may wait for an offline car as long as tracking would last (the car counts the
+        duration from when it gets the command).
+        """
+        commands = self.commands()
+        if commands is None:
+            log.warning("tracking_not_sent vin=%s report=%d: no command service in this process",
+                        vehicle.vin, report.id)
+            return None
+        try:
+            command, _created = commands.create(
+                vehicle, report.reported_by or 0, "set_tracking", args,
+                expires_in_s=min(self.tracking_duration_s, TRACKING_MAX_DURATION_S),
+                idempotency_key=f"theft:{report.id}:{purpose}",
+            )
+        except ChelianError as exc:
+            log.warning("tracking_not_sent vin=%s report=%d: %s", vehicle.vin, report.id, exc)
+            return None
+        return str(command.id)
 
     def current(self, vehicle: Vehicle) -> tuple[TheftReport, list[TrackPoint]]:
         with self.engine.connect() as conn:
@@ -121,15 +160,18 @@ class TheftService:
         return self._latest(vehicle)
 
     def recover(self, vehicle: Vehicle, note: str | None) -> TheftReport:
+        """Close the report and return the car to its normal reporting rate."""
         report, now = self._active(vehicle), self.clock()
         with self.engine.begin() as conn:
             repo.set_values(conn, report.id, status=RECOVERED, recovered_ms=now, recovery_note=note)
+        command_id = self._command(vehicle, report, "untrack", {"interval_ms": self.tracking_interval_ms,
+                                                                "duration_s": 0})
         self.announcer.publish(
             n.VEHICLE_RECOVERED,
             vehicle.id,
             now,
             f"stolen:{report.id}:recovered",
-            {"report_id": report.id, "note": note},
+            {"report_id": report.id, "note": note, "tracking_command_id": command_id},
         )
         return self._latest(vehicle)
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from chelian.errors import ConflictError, NotFoundError
+from chelian.errors import ConflictError, NotFoundError, ValidationError
 from chelian.services.safety import names as n
 from chelian.services.safety.theft import MovementGuard, TheftObserver, TheftService
 from chelian.storage.repositories import theft as repo
@@ -72,10 +72,11 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
 
     class Commands:
         def create(self, vehicle, user_id, type_, args, expires_in_s=None, idempotency_key=None):
-            created.append((vehicle.vin, type_, idempotency_key))
+            created.append((vehicle.vin, user_id, type_, args, expires_in_s, idempotency_key))
             return type("Row", (), {"id": f"cmd-{len(created)}"})(), True
 
-    service = TheftService(safety.engine, safety.announcer, lambda: Commands(), clock=safety.clock)
+    service = TheftService(safety.engine, safety.announcer, lambda: Commands(), clock=safety.clock,
+                           tracking_interval_ms=500, tracking_duration_s=7200)
     observer = TheftObserver(safety.engine, safety.announcer)
     cid = safety.car.id
     observer.on_committed(
@@ -109,10 +110,17 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     found, track = service.current(safety.car)
     assert found.id == report.id and [p.seq for p in track] == [10, 11, 12, 13, 14]
     assert safety.names().count(n.STOLEN_VEHICLE_MOVED) == 5
-    assert service.immobilise(safety.car, safety.owner.id).immobilise_command_id == "cmd-1"
-    assert created == [(safety.car.vin, "immobilise", f"theft:{report.id}:immobilise")]
+    vin, owner = safety.car.vin, safety.owner.id
+    assert created == [(vin, owner, "set_tracking", {"interval_ms": 500, "duration_s": 7200}, 7200,
+                        f"theft:{report.id}:track")], "reporting it stolen speeds up its position reports"
+    assert service.immobilise(safety.car, safety.owner.id).immobilise_command_id == "cmd-2"
+    assert created[1] == (vin, owner, "immobilise", {}, None, f"theft:{report.id}:immobilise")
     recovered = service.recover(safety.car, "found two streets away")
     assert (recovered.status, recovered.recovery_note) == ("recovered", "found two streets away")
+    assert created[2] == (vin, owner, "set_tracking", {"interval_ms": 500, "duration_s": 0}, 7200,
+                          f"theft:{report.id}:untrack"), "recovery returns it to its normal rate"
+    stolen = [e for e in safety.seen if e.name in (n.VEHICLE_REPORTED_STOLEN, n.VEHICLE_RECOVERED)]
+    assert [e.data["tracking_command_id"] for e in stolen] == ["cmd-1", "cmd-3"]
     observer.on_committed(
         telemetry(
             row(
@@ -127,6 +135,19 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     with pytest.raises(NotFoundError):
         service.immobilise(safety.car, safety.owner.id)
     assert safety.names()[0] == n.VEHICLE_REPORTED_STOLEN and safety.names()[-1] == n.VEHICLE_RECOVERED
+
+
+def test_a_tracking_command_the_cloud_cannot_send_does_not_undo_the_report(safety):
+    class Refusing:
+        def create(self, *_args, **_kwargs):
+            raise ValidationError("the car has no platform key")
+
+    service = TheftService(safety.engine, safety.announcer, lambda: Refusing(), clock=safety.clock)
+    report = service.report(safety.car, safety.owner.id, None)
+    assert service.current(safety.car)[0].status == "active"
+    assert service.recover(safety.car, None).id == report.id
+    stolen = [e for e in safety.seen if e.name == n.VEHICLE_REPORTED_STOLEN]
+    assert stolen[0].data["tracking_command_id"] is None
 
 
 def test_immobilise_without_a_command_service_is_recorded(safety):
