@@ -28,6 +28,7 @@ from chelian.api.routes import alerts as alert_routes
 from chelian.api.routes import auth, events, history, state, users, vehicles
 from chelian.api.routes import commands as command_routes
 from chelian.api.routes import diagnostics as diagnostics_routes
+from chelian.api.routes import fleets as fleet_routes
 from chelian.api.routes import geofences as geofence_routes
 from chelian.api.routes import keys as key_routes
 from chelian.api.routes import map as map_routes
@@ -78,6 +79,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Me
     app.include_router(alert_routes.router)
     app.include_router(diagnostics_routes.router)
     app.include_router(trip_routes.router)
+    app.include_router(fleet_routes.router)
     install_console(app)  # the web console at /, its static files and the push WebSocket
     return app
 

@@ -1,12 +1,14 @@
 """Request dependencies: the platform objects, the caller, their car, and parsed query values.
 
 Everything a route needs arrives as an `Annotated` alias (EngineDep, ConnDep, CurrentUser,
-OwnedVehicle, ...), so routes stay a few lines and every per-car route gets ownership checks
+OwnedVehicle, ...), so routes stay a few lines and every per-car route gets its access check
 the same way. The platform objects live on `app.state` (set by `create_app`), never in
 module globals, so several apps can live in one process (tests do).
 
-Ownership answers 404 for someone else's car, never 403: a stranger must not learn that a
-VIN is registered.
+"Your car" means a car you may use: one you own, or one in a fleet you operate (the one
+rule, `vehicles.access_clause`). The few things only the legal owner may do (re-pinning the
+car's key) take `LegalOwnerVehicle` instead. Both answer 404 for anyone else's car, never
+403: a stranger must not learn that a VIN is registered.
 
 No `from __future__ import annotations` here: FastAPI must evaluate the `Annotated`
 parameters of the `time_window` closure, which refer to its local variables.
@@ -83,13 +85,28 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 
 def owned_vehicle(vin: str, user: CurrentUser, conn: ConnDep) -> Vehicle:
-    vehicle = vehicles.owned(conn, user.id, vin.strip().upper())
+    """The car if the caller owns it or operates its fleet, else 404.
+
+    Named for what it was before fleets ("owned" = yours to read and command); renaming it
+    would touch every per-car route for no change in behaviour."""
+    vehicle = vehicles.accessible(conn, user.id, vin.strip().upper())
     if vehicle is None:
         raise NotFoundError(f"no vehicle {vin} in your account")
     return vehicle
 
 
 OwnedVehicle = Annotated[Vehicle, Depends(owned_vehicle)]
+
+
+def legal_owner_vehicle(vin: str, user: CurrentUser, conn: ConnDep) -> Vehicle:
+    """The car only if the caller is its legal owner (not merely its fleet's operator), else 404."""
+    vehicle = vehicles.owned(conn, user.id, vin.strip().upper())
+    if vehicle is None:
+        raise NotFoundError(f"no vehicle {vin} of which you are the owner")
+    return vehicle
+
+
+LegalOwnerVehicle = Annotated[Vehicle, Depends(legal_owner_vehicle)]
 
 
 def known_signal(path: str, catalog: CatalogDep) -> Signal:

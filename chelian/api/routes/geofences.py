@@ -15,7 +15,7 @@ _NOT_YOURS = {404: {"description": "Not one of your geofences (or cars)"}}
 
 def _vins(engine, owner_id: int) -> dict[int, str]:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
-        return {car.id: car.vin for car in vehicles.for_owner(conn, owner_id)}
+        return {car.id: car.vin for car in vehicles.visible_to(conn, owner_id)}
 
 
 @router.get("", response_model=GeofencesPublic)

@@ -2,13 +2,16 @@
 
 A device key registered here lets the cloud check (and attribute) envelopes you sign yourself;
 it gets power over a car only through an owner-signed `enrol_key` command on that car.
+
+Pinning a car's ack key decides which car the cloud believes, so only the car's legal owner
+may change it; a fleet operator can read it like any other fact about the car.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep, OwnedVehicle
+from chelian.api.deps import API_PREFIX, CurrentUser, EngineDep, LegalOwnerVehicle, OwnedVehicle
 from chelian.api.routes.commands import command_service
 from chelian.api.schemas.commands import (
     AgentKeyPin,
@@ -66,15 +69,15 @@ def read_agent_key(vehicle: OwnedVehicle, engine: EngineDep) -> AgentKeyPublic:
 
 @router.put("/vehicles/{vin}/agent-key", response_model=AgentKeyPublic,
             responses={400: {"description": "Not an Ed25519 public key"},
-                       404: {"description": "Not your car"}})
-def pin_agent_key(body: AgentKeyPin, vehicle: OwnedVehicle, engine: EngineDep) -> AgentKeyPublic:
+                       404: {"description": "Not a car you legally own"}})
+def pin_agent_key(body: AgentKeyPin, vehicle: LegalOwnerVehicle, engine: EngineDep) -> AgentKeyPublic:
     """Pin the key your car shows (its agent prints it), instead of trusting its first announcement."""
     return AgentKeyPublic.of(vehicle.vin, keys.pin_agent_key(engine, vehicle.id, body.public_key))
 
 
 @router.delete("/vehicles/{vin}/agent-key", status_code=status.HTTP_204_NO_CONTENT,
-               responses={404: {"description": "Not your car, or no key pinned"}})
-def unpin_agent_key(vehicle: OwnedVehicle, engine: EngineDep) -> Response:
+               responses={404: {"description": "Not a car you legally own, or no key pinned"}})
+def unpin_agent_key(vehicle: LegalOwnerVehicle, engine: EngineDep) -> Response:
     """Forget the car's key (a replaced head unit): the next one it announces is pinned."""
     keys.unpin_agent_key(engine, vehicle.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

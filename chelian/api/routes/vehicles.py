@@ -1,4 +1,5 @@
-"""The caller's cars: list, add (with one-time broker credentials), read one."""
+"""The caller's cars (own, and those of fleets they operate): list, add (with one-time broker
+credentials), read one."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ router = APIRouter(prefix=f"{API_PREFIX}/vehicles", tags=["vehicles"])
 
 @router.get("", response_model=VehiclesPublic)
 def list_vehicles(user: CurrentUser, conn: ConnDep) -> VehiclesPublic:
-    cars = [VehiclePublic.of(v) for v in vehicles.for_owner(conn, user.id)]
+    """Your cars and the cars of the fleets you operate."""
+    cars = [VehiclePublic.of(v) for v in vehicles.visible_to(conn, user.id)]
     return VehiclesPublic(data=cars, count=len(cars))
 
 

@@ -29,7 +29,7 @@ def create(conn: Connection, owner_id: int, *, name: str, vin: str | None,
         raise ValidationError("give exactly one of `circle` or `polygon`")
     vehicle_id = None
     if vin is not None:
-        car = vehicles.owned(conn, owner_id, vin.strip().upper())
+        car = vehicles.accessible(conn, owner_id, vin.strip().upper())  # a fleet operator may fence a fleet car
         if car is None:
             raise NotFoundError(f"no vehicle {vin} in your account")
         vehicle_id = car.id

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chelian.storage.repositories.users import User
-from chelian.storage.repositories.vehicles import Vehicle
+from chelian.storage.repositories.vehicles import Vehicle, access_clause
 from chelian.storage.tables import api_tokens, command_counters, commands, users, vehicles
 
 
@@ -89,8 +89,7 @@ class CallerView:
 def _caller_query(with_command: bool) -> Any:
     tokens = api_tokens.c
     joined = (api_tokens.join(users, users.c.id == tokens.user_id)
-              .outerjoin(vehicles, and_(vehicles.c.vin == bindparam("vin"),
-                                        vehicles.c.owner_id == users.c.id)))
+              .outerjoin(vehicles, and_(vehicles.c.vin == bindparam("vin"), access_clause(users.c.id))))
     columns = [*users.c, *vehicles.c]
     if with_command:
         joined = joined.outerjoin(commands, and_(commands.c.id == bindparam("command_id"),
@@ -117,7 +116,7 @@ def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
                 command_id: str | None = None) -> CallerView:
     """Token -> user, the user's car with this VIN, and that car's command: one round trip for
     what would otherwise be three queries on the command routes' hot path. The same rules as
-    `users.user_for_token` (unexpired token) and `vehicles.owned` (owner only)."""
+    `users.user_for_token` (unexpired token) and `vehicles.accessible` (owner or fleet operator)."""
     params = {"token_hash": token_hash, "now_ms": now_ms, "vin": vin, "command_id": command_id}
     row = conn.execute(_CALLER[command_id is not None], params).first()
     if row is None:
