@@ -64,6 +64,43 @@ class Settings(BaseSettings):
     vss_json: Path | None = None
     """Optional full VSS JSON export that extends the built-in signal catalog."""
 
+    # --- detector thresholds: what counts as a crash, a theft, a harsh stop (docs/safety.md) ---
+    crash_accel_threshold_ms2: float = Field(default=40.0, gt=0, le=1000)
+    """|longitudinal| or |lateral| acceleration that counts as an impact (40 m/s^2 is about 4 g)."""
+    crash_min_speed_kmh: float = Field(default=20.0, gt=0, le=500)
+    """An impact counts only if the car went at least this fast just before it..."""
+    crash_stopped_kmh: float = Field(default=5.0, ge=0, le=500)
+    """...and its speed collapsed to this or less within `crash_collapse_window_ms`."""
+    crash_collapse_window_ms: int = Field(default=2000, gt=0, le=60_000)
+    crash_grace_s: float = Field(default=30.0, ge=0, le=3600)
+    """How long the car or owner may cancel a false alarm before anyone is notified."""
+    unauthorised_movement_speed_kmh: float = Field(default=5.0, gt=0, le=500)
+    unauthorised_movement_radius_m: float = Field(default=50.0, gt=0, le=100_000)
+    """How far a locked, switched-off car may seem to move (GPS jitter is 5-20 m) before it alerts."""
+    stolen_movement_radius_m: float = Field(default=50.0, gt=0, le=100_000)
+    """A stolen car's move is announced when it is this far from the last announced position."""
+    stolen_tracking_interval_ms: int = Field(default=1000, ge=100, le=60_000)
+    """How often a car reported stolen sends its position (the `set_tracking` command)."""
+    stolen_tracking_duration_s: int = Field(default=6 * 3600, ge=60, le=86_400)
+    """After this the car stops high-rate tracking by itself, even if recovery never reached it."""
+    trip_harsh_braking_ms2: float = Field(default=3.5, gt=0, le=100)
+    """Deceleration (a positive number) that counts as one harsh braking in a trip's score."""
+    trip_harsh_acceleration_ms2: float = Field(default=3.0, gt=0, le=100)
+    trip_harsh_rearm_ms2: float = Field(default=2.0, gt=0, le=100)
+    """A harsh event is counted once, until |acceleration| falls below this again."""
+    trip_moving_kmh: float = Field(default=5.0, gt=0, le=100)
+    trip_idle_end_s: float = Field(default=600.0, gt=0)
+    """A trip ends after this long without motion (ignition left on)."""
+    trip_gap_s: float = Field(default=1800.0, gt=0)
+    """A trip ends when the car is silent this long."""
+    geofence_margin_m: float = Field(default=25.0, ge=0, le=10_000)
+    """Hysteresis at a fence's border, so GPS jitter on the line does not flap."""
+    geofence_confirm_fixes: int = Field(default=2, ge=1, le=100)
+    """Consecutive fixes on the other side before an enter/exit counts."""
+    health_low_tyre_kpa: float = Field(default=200.0, gt=0, le=1000)
+    health_low_battery_v: float = Field(default=12.0, gt=0, le=60)
+    """The health report warns below these (tyre pressure, 12 V battery voltage)."""
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, url: str | None) -> str | None:
@@ -90,6 +127,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
+        return self
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.crash_stopped_kmh >= self.crash_min_speed_kmh:
+            raise ValueError(f"CHELIAN_CRASH_STOPPED_KMH ({self.crash_stopped_kmh:g}) must be below "
+                             f"CHELIAN_CRASH_MIN_SPEED_KMH ({self.crash_min_speed_kmh:g})")
+        harsh = min(self.trip_harsh_braking_ms2, self.trip_harsh_acceleration_ms2)
+        if self.trip_harsh_rearm_ms2 >= harsh:
+            raise ValueError(f"CHELIAN_TRIP_HARSH_REARM_MS2 ({self.trip_harsh_rearm_ms2:g}) must be below "
+                             f"both harsh thresholds (the lower is {harsh:g})")
         return self
 
     # --- derived values -------------------------------------------------------------
@@ -144,5 +192,7 @@ def _readable(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if errors is None:
         return str(exc)
-    lines = [f"CHELIAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in errors()]
+    lines = [f"CHELIAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"]
+             else e["msg"].removeprefix("Value error, ")
+             for e in errors()]
     return "invalid settings:\n  " + "\n  ".join(lines)
