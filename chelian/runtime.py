@@ -68,11 +68,14 @@ def build_ingest(settings: Settings, engine: Engine, catalog: Catalog, metrics: 
 
 
 def build_detectors(engine: Engine, bus: EventBus, catalog: Catalog, *,
-                    commands: Callable[[], Any] = lambda: None) -> tuple[SafetyServices, RulesServices]:
+                    commands: Callable[[], Any] = lambda: None,
+                    settings: Settings | None = None) -> tuple[SafetyServices, RulesServices]:
     """The capabilities that watch the ingest stream: crash/roadside/theft (safety) and
     geofences, speed/curfew, diagnostics and trips (rules; also keeps `*_detected` events as
-    alerts). Every ingest process runs them, so scaled-out workers detect too."""
-    return (SafetyServices.build(engine, bus, catalog, commands=commands), RulesServices.build(engine, bus))
+    alerts). Every ingest process runs them, so scaled-out workers detect too. Their thresholds
+    come from `settings` (None: the documented defaults)."""
+    return (SafetyServices.build(engine, bus, catalog, commands=commands, settings=settings),
+            RulesServices.build(engine, bus, settings))
 
 
 def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-commands-0") -> CommandRelay:
@@ -127,7 +130,7 @@ class Platform:
             _refuse_busy_port(self.settings.mqtt_host, self.settings.mqtt_port, "--mqtt-port")
             self.broker = EmbeddedBroker(self.settings, log_path=self.settings.data_dir / "broker.log").start()
             log.info("broker_started port=%d", self.settings.mqtt_port)
-        self.safety, self.rules = build_detectors(self.engine, self.bus, self.catalog,
+        self.safety, self.rules = build_detectors(self.engine, self.bus, self.catalog, settings=self.settings,
                                                   commands=lambda: self.relay.service if self.relay else None)
         self.observers.extend([*self.safety.observers, *self.rules.observers])
         self.notifications = NotificationWorker.from_env(self.engine).start()

@@ -20,7 +20,7 @@ from chelian.api.schemas.diagnostics import (
 )
 from chelian.errors import NotFoundError, ValidationError
 from chelian.services.diagnostics.clear import require_clear_supported
-from chelian.services.diagnostics.health import health_report, reminder_dict
+from chelian.services.diagnostics.health import checks, health_report, reminder_dict
 from chelian.services.diagnostics.maintenance import ODOMETER, remaining
 from chelian.signals import Catalog
 from chelian.storage.db import now_ms
@@ -51,8 +51,10 @@ def clear_dtcs(vehicle: OwnedVehicle, user: CurrentUser, request: Request,
 
 
 @router.get("/{vin}/health", response_model=HealthPublic, responses=_NOT_YOURS)
-def health(vehicle: OwnedVehicle, conn: ConnDep, catalog: CatalogDep) -> HealthPublic:
-    return HealthPublic(vin=vehicle.vin, **health_report(conn, catalog, vehicle.id, now_ms()))
+def health(vehicle: OwnedVehicle, conn: ConnDep, catalog: CatalogDep, request: Request) -> HealthPublic:
+    s = request.app.state.settings
+    table = checks(s.health_low_tyre_kpa, s.health_low_battery_v)
+    return HealthPublic(vin=vehicle.vin, **health_report(conn, catalog, vehicle.id, now_ms(), table))
 
 
 def _odometer_km(conn: Connection, catalog: Catalog, vehicle_id: int) -> float | None:

@@ -16,7 +16,8 @@ def get_safety(request: Request) -> SafetyServices:
     state = request.app.state
     if getattr(state, "safety", None) is None:
         commands = lambda: getattr(state, "commands", None)  # noqa: E731 - read when used: set after create_app
-        state.safety = SafetyServices.build(state.engine, EventBus(), state.catalog, commands=commands)
+        state.safety = SafetyServices.build(state.engine, EventBus(), state.catalog, commands=commands,
+                                            settings=getattr(state, "settings", None))
     return state.safety
 
 

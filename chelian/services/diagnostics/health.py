@@ -38,28 +38,37 @@ _ENGINE = "Vehicle.Powertrain.CombustionEngine"
 _TYRES: Final = {f"tyre_{row}_{side.lower()}": f"Vehicle.Chassis.Axle.Row{r}.Wheel.{side}.Tire"
                  for r, row in ((1, "front"), (2, "rear")) for side in ("Left", "Right")}
 LOW_TYRE_KPA: Final = 200.0
+LOW_BATTERY_V: Final = 12.0
 OIL_LIFE_WARN_S: Final = 30 * 86_400
 
-CHECKS: Final[tuple[Check, ...]] = (
-    Check("battery_12v_v", "Vehicle.LowVoltageBattery.CurrentVoltage", "12 V battery voltage", 12.0, 15.0),
-    Check("oil_life_s", f"{_ENGINE}.EngineOil.LifeRemaining", "Oil life remaining", OIL_LIFE_WARN_S),
-    Check("oil_temperature_c", f"{_ENGINE}.EngineOil.Temperature", "Oil temperature", None, 130.0),
-    Check("coolant_temperature_c", f"{_ENGINE}.ECT", "Coolant temperature", None, 115.0),
-    Check("fuel_level_pct", "Vehicle.Powertrain.FuelSystem.RelativeLevel", "Fuel level", 10.0),
-    Check("state_of_charge_pct", "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
-          "State of charge", 10.0),
-    Check("odometer_m", ODOMETER, "Odometer"),
-    *(Check(f"{key}_kpa", f"{path}.Pressure", f"Tyre {key[5:].replace('_', ' ')} pressure", LOW_TYRE_KPA)
-      for key, path in _TYRES.items()),
-)
+
+def checks(low_tyre_kpa: float = LOW_TYRE_KPA, low_battery_v: float = LOW_BATTERY_V) -> tuple[Check, ...]:
+    """The table with the operator's warning thresholds (`health_low_tyre_kpa`, `health_low_battery_v`)."""
+    return (
+        Check("battery_12v_v", "Vehicle.LowVoltageBattery.CurrentVoltage", "12 V battery voltage",
+              low_battery_v, 15.0),
+        Check("oil_life_s", f"{_ENGINE}.EngineOil.LifeRemaining", "Oil life remaining", OIL_LIFE_WARN_S),
+        Check("oil_temperature_c", f"{_ENGINE}.EngineOil.Temperature", "Oil temperature", None, 130.0),
+        Check("coolant_temperature_c", f"{_ENGINE}.ECT", "Coolant temperature", None, 115.0),
+        Check("fuel_level_pct", "Vehicle.Powertrain.FuelSystem.RelativeLevel", "Fuel level", 10.0),
+        Check("state_of_charge_pct", "Vehicle.Powertrain.TractionBattery.StateOfCharge.Current",
+              "State of charge", 10.0),
+        Check("odometer_m", ODOMETER, "Odometer"),
+        *(Check(f"{key}_kpa", f"{path}.Pressure", f"Tyre {key[5:].replace('_', ' ')} pressure", low_tyre_kpa)
+          for key, path in _TYRES.items()),
+    )
 
 
-def health_report(conn: Connection, catalog: Catalog, vehicle_id: int, now_ms: int) -> dict[str, Any]:
-    paths = [c.path for c in CHECKS] + [f"{p}.IsPressureLow" for p in _TYRES.values()]
+CHECKS: Final[tuple[Check, ...]] = checks()
+
+
+def health_report(conn: Connection, catalog: Catalog, vehicle_id: int, now_ms: int,
+                  table: tuple[Check, ...] = CHECKS) -> dict[str, Any]:
+    paths = [c.path for c in table] + [f"{p}.IsPressureLow" for p in _TYRES.values()]
     state = latest_state(conn, catalog, vehicle_id, paths)
     readings: dict[str, Any] = {}
     warnings: list[str] = []
-    for check in CHECKS:
+    for check in table:
         entry = state.get(check.path)
         if entry is None or entry.value is None:
             readings[check.key] = None

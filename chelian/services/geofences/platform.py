@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from chelian.config import Settings
 from chelian.events import EventBus
 from chelian.ingest.processor import CommitObserver
 from chelian.services.diagnostics.detector import DiagnosticsDetector
@@ -28,13 +29,19 @@ class RulesServices:
     unsubscribe: Callable[[], None]
 
     @classmethod
-    def build(cls, engine: Engine, bus: EventBus | None) -> RulesServices:
+    def build(cls, engine: Engine, bus: EventBus | None, settings: Settings | None = None) -> RulesServices:
+        """`settings` carries the operator's thresholds (None: the documented defaults)."""
+        s = settings or Settings.model_construct()
         cars = CarDirectory(engine)
         observers: list[CommitObserver] = [
-            GeofenceDetector(engine, bus, cars),
+            GeofenceDetector(engine, bus, cars, margin_m=s.geofence_margin_m,
+                             confirm_fixes=s.geofence_confirm_fixes),
             DrivingRulesDetector(engine, bus, cars),
             DiagnosticsDetector(engine, bus, cars),
-            TripDetector(engine, bus, cars),
+            TripDetector(engine, bus, cars, moving_kmh=s.trip_moving_kmh, idle_end_s=s.trip_idle_end_s,
+                         gap_s=s.trip_gap_s, harsh_braking_ms2=s.trip_harsh_braking_ms2,
+                         harsh_acceleration_ms2=s.trip_harsh_acceleration_ms2,
+                         harsh_rearm_ms2=s.trip_harsh_rearm_ms2),
         ]
         unsubscribe = record_detected(bus, engine) if bus is not None else (lambda: None)
         return cls(observers, unsubscribe)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from chelian.config import Settings
 from chelian.events import EventBus
 from chelian.ingest.processor import CommitObserver
 from chelian.services.notifications.outbox import Notifier
@@ -24,7 +25,7 @@ from chelian.services.safety.contacts import ContactService
 from chelian.services.safety.crash import CrashObserver, CrashRules
 from chelian.services.safety.incidents import IncidentService
 from chelian.services.safety.roadside import RoadsideObserver, RoadsideService
-from chelian.services.safety.theft import CommandCreator, TheftObserver, TheftService
+from chelian.services.safety.theft import CommandCreator, MovementGuard, TheftObserver, TheftService
 from chelian.signals import Catalog
 
 
@@ -45,24 +46,30 @@ class SafetyServices:
         catalog: Catalog,
         *,
         commands: Callable[[], CommandCreator | None] = lambda: None,
-        grace_ms: int = 30_000,
+        grace_ms: int | None = None,
         rules: CrashRules | None = None,
+        settings: Settings | None = None,
     ) -> SafetyServices:
+        """`settings` carries the operator's thresholds (None: the documented defaults);
+        `grace_ms` and `rules` override them (tests)."""
+        s = settings or Settings.model_construct()
         announcer = Announcer(engine, bus)
         notifier = Notifier(engine)
         notifier.subscribe(bus)
+        grace_ms = round(s.crash_grace_s * 1000) if grace_ms is None else grace_ms
         incidents = IncidentService(engine, announcer, grace_ms=grace_ms, outbox=notifier.enqueue)
         roadside = RoadsideService(engine, announcer, catalog)
+        guard = MovementGuard(s.unauthorised_movement_speed_kmh, s.unauthorised_movement_radius_m)
         observers: list[CommitObserver] = [
-            CrashObserver(incidents, rules or CrashRules()),
+            CrashObserver(incidents, rules or crash_rules(s)),
             RoadsideObserver(roadside),
-            TheftObserver(engine, announcer),
+            TheftObserver(engine, announcer, guard, stolen_radius_m=s.stolen_movement_radius_m),
         ]
-        return cls(
-            incidents,
-            roadside,
-            TheftService(engine, announcer, commands),
-            ContactService(engine),
-            notifier,
-            observers,
-        )
+        theft = TheftService(engine, announcer, commands, tracking_interval_ms=s.stolen_tracking_interval_ms,
+                             tracking_duration_s=s.stolen_tracking_duration_s)
+        return cls(incidents, roadside, theft, ContactService(engine), notifier, observers)
+
+
+def crash_rules(s: Settings) -> CrashRules:
+    return CrashRules(accel_threshold=s.crash_accel_threshold_ms2, min_speed_kmh=s.crash_min_speed_kmh,
+                      stopped_kmh=s.crash_stopped_kmh, collapse_ms=s.crash_collapse_window_ms)

@@ -244,10 +244,13 @@ class MovementGuard:
 class TheftObserver:
     """Ingest commit observer: tracks stolen cars and raises the unauthorised-movement alarm."""
 
-    def __init__(self, engine: Engine, announcer: Announcer, guard: MovementGuard | None = None) -> None:
+    def __init__(self, engine: Engine, announcer: Announcer, guard: MovementGuard | None = None, *,
+                 stolen_radius_m: float | None = None) -> None:
         self.engine = engine
         self.announcer = announcer
         self.guard = guard or MovementGuard()
+        self.stolen_radius_m = self.guard.radius_m if stolen_radius_m is None else stolen_radius_m
+        """A stolen car's move is announced beyond this distance from the last announced one."""
         self._announced: dict[int, tuple[float, float]] = {}
         """report id -> last position announced, so a stolen car standing still is not re-announced."""
 
@@ -279,7 +282,7 @@ class TheftObserver:
                     fresh.append((r.vehicle_id, point))
         for vehicle_id, p in fresh:
             last = self._announced.get(stolen[vehicle_id])
-            still = last is not None and distance_m(*last, p.latitude, p.longitude) <= self.guard.radius_m
+            still = last is not None and distance_m(*last, p.latitude, p.longitude) <= self.stolen_radius_m
             if still and (p.speed_kmh or 0.0) <= self.guard.speed_kmh:
                 continue
             self._announced[stolen[vehicle_id]] = (p.latitude, p.longitude)

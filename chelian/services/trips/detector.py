@@ -51,8 +51,12 @@ MAX_DERIVATIVE_GAP_MS: Final = 5000
 class TripDetector:
     def __init__(self, engine: Engine, bus: EventBus | None, cars: CarDirectory | None = None, *,
                  moving_kmh: float = 5.0, idle_end_s: float = 600, gap_s: float = 1800,
-                 checkpoint_s: float = 60) -> None:
+                 checkpoint_s: float = 60, harsh_braking_ms2: float = -HARSH_BRAKE_MS2,
+                 harsh_acceleration_ms2: float = HARSH_ACCEL_MS2, harsh_rearm_ms2: float = REARM_MS2) -> None:
         self.engine = engine
+        self.harsh_brake_ms2 = -abs(harsh_braking_ms2)
+        self.harsh_accel_ms2 = harsh_acceleration_ms2
+        self.rearm_ms2 = harsh_rearm_ms2
         self.cars = cars or CarDirectory(engine)
         self.sink = AlertSink(engine, bus)
         self.moving_kmh = moving_kmh
@@ -151,10 +155,10 @@ class TripDetector:
         if accel is None:
             return
         if trip.in_harsh:
-            trip.in_harsh = abs(accel) >= REARM_MS2
-        elif accel <= HARSH_BRAKE_MS2:
+            trip.in_harsh = abs(accel) >= self.rearm_ms2
+        elif accel <= self.harsh_brake_ms2:
             trip.harsh_brakes, trip.in_harsh = trip.harsh_brakes + 1, True
-        elif accel >= HARSH_ACCEL_MS2:
+        elif accel >= self.harsh_accel_ms2:
             trip.harsh_accels, trip.in_harsh = trip.harsh_accels + 1, True
 
     def _end(self, vehicle_id: int, seq: int, trip: Trip) -> None:
