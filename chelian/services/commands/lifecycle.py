@@ -44,6 +44,7 @@ from chelian.services.commands.envelope import (
 )
 from chelian.services.commands.keys import PlatformKey
 from chelian.services.commands.notify import POLL_S, Notifier
+from chelian.services.commands.wakeups import announce
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories.commands import CommandRow, Settled
@@ -102,6 +103,9 @@ class CommandService:
         self.clock = clock
         self.dispatch: Callable[[str, str, bytes], None] | None = None
         """(command id, VIN, envelope bytes) of each new command; the relay's `submit`."""
+        self.poll_s = POLL_S
+        """How often a waiter re-reads without a wake-up; raised by the runtime once a
+        wakeups.Listener brings other processes' settlements here."""
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> CommandService:
@@ -231,7 +235,7 @@ class CommandService:
                 if row.status in FINAL or remaining <= 0:
                     return row
                 until_expiry = max(self._expiry_moment(row) - self.clock(), 0) / 1000 + 0.005
-                await watch.wait(min(remaining, POLL_S, until_expiry))
+                await watch.wait(min(remaining, self.poll_s, until_expiry))
                 change = watch.take_change()
                 row = replace(row, **change) if change else await run_in_threadpool(read)
 
@@ -258,6 +262,7 @@ class CommandService:
         with self.engine.begin() as conn:
             expired = repo.expire_due(conn, self.clock(), unsent=(QUEUED,), sent=(SENT,), expired=EXPIRED,
                                       sent_grace_ms=EXPIRY_GRACE_MS)
+            announce(conn, self.notifier.origin, dict.fromkeys(expired))
         for command_id in expired:
             log.info("%s id=%s", COMMAND_EXPIRED, command_id)
         if expired:
@@ -268,6 +273,8 @@ class CommandService:
         """Force an outcome (operators, tests); acks go through `settle_ack`."""
         with self.engine.begin() as conn:
             moved = repo.transition(conn, command_id, status, TRANSITIONS[status], **values)
+            if moved:
+                announce(conn, self.notifier.origin, {command_id: None})
         if moved:
             self.notifier.notify([command_id])
         return moved
@@ -279,12 +286,13 @@ class CommandService:
 
         Durability relaxed: the car keeps its answers, so an ack lost in a database crash comes
         back with the next resend."""
+        by_key = {(ack["id"], ack["env_hash"]): ack for ack in acks}
         with self.engine.begin() as conn:
             repo.relax_durability(conn)
             moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM)
-        by_key = {(ack["id"], ack["env_hash"]): ack for ack in acks}
-        self.notifier.notify([cid for cid, _hash in moved], {
-            key[0]: {name: by_key[key][name] for name in SETTLED_FIELDS}
-            | {"sent_ms": done.sent_ms, "last_sent_ms": done.last_sent_ms, "attempts": done.attempts}
-            for key, done in moved.items()})
+            changes = {key[0]: {name: by_key[key][name] for name in SETTLED_FIELDS}
+                       | {"sent_ms": done.sent_ms, "last_sent_ms": done.last_sent_ms, "attempts": done.attempts}
+                       for key, done in moved.items()}
+            announce(conn, self.notifier.origin, changes)  # delivered at COMMIT: other processes
+        self.notifier.notify(list(changes), changes)  # this process: no round trip
         return moved

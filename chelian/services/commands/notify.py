@@ -4,8 +4,10 @@
 poll. The relay (a plain thread) calls `notify(ids)`; each waiting request holds a `Watch`
 bound to its event loop, set through `call_soon_threadsafe`. Waiting costs no thread.
 
-Several API processes do not share memory, so a waiter still re-reads the database every
-`POLL_S`: an ack settled by another process's relay is seen within that, a local one at once.
+Several API processes do not share memory: on PostgreSQL, wakeups.py carries each
+notification to the other processes (LISTEN/NOTIFY), and a waiter re-reads the database only
+every `SAFETY_POLL_S`. Without it (SQLite: one process) a waiter re-reads every `POLL_S`, so
+a command settled by some other program is still seen within that.
 
 Example:
     with notifier.watch(command_id) as watch:   # register first, then read: no lost wake-up
@@ -17,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
 POLL_S: Final = 0.25
+SAFETY_POLL_S: Final = 2.0
+"""The re-read interval when cross-process wake-ups are on: only a safety net."""
 
 
 class Watch:
@@ -56,6 +61,8 @@ class Notifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watches: dict[str, set[Watch]] = {}
+        self.origin = uuid.uuid4().hex[:16]
+        """Names this notifier's process in cross-process notifications (wakeups.py)."""
 
     @contextmanager
     def watch(self, command_id: str) -> Iterator[Watch]:
@@ -82,6 +89,12 @@ class Notifier:
                 watch.loop.call_soon_threadsafe(watch._wake, (changes or {}).get(cid))
             except RuntimeError:  # that request's loop has closed: nobody is waiting any more
                 pass
+
+    def notify_all(self) -> None:
+        """Wake every watch to re-read (notifications may have been lost)."""
+        with self._lock:
+            ids = list(self._watches)
+        self.notify(ids)
 
     @property
     def watching(self) -> int:

@@ -1,0 +1,135 @@
+"""Cross-process wake-ups over PostgreSQL LISTEN/NOTIFY: an ack settled in one API process
+wakes the requests waiting on that command in every other one.
+
+Each API process of `chelian serve --workers N` runs its own relay in the shared ack group,
+so the relay that settles a command is often not in the process whose request waits for it.
+The settling transaction calls `announce()`: PostgreSQL delivers a NOTIFY at COMMIT, never
+before and never for a rolled-back transaction, so a woken waiter always finds the committed
+outcome. Each process runs one `Listener` thread holding a connection in `LISTEN`, which
+hands every notification to its in-process `Notifier`.
+
+Nothing is lost to ordering: a waiter registers its watch *before* it reads the command
+(notify.py), so a NOTIFY that arrives before the watch exists is covered by that read, and
+one that arrives after it wakes the watch. Notifications sent while a listener is
+reconnecting are lost, so after every (re)connect it wakes every watch to re-read.
+
+The payload is JSON `{"o": origin, "id": command id, "c": changed fields or null}`. The
+settling process wakes its own waiters directly (no round trip) and its listener skips
+notifications of its own origin; a change too big for NOTIFY's 8000-byte limit goes without
+`c`, and its waiters re-read the row.
+
+Example:
+    with engine.begin() as conn:                       # the settling transaction
+        moved = repo.settle_many(conn, acks, ...)
+        announce(conn, notifier.origin, changes)       # delivered at COMMIT
+    Listener(engine, notifier).start()                 # once per process
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine
+
+from chelian.services.commands.notify import Notifier
+
+log = logging.getLogger("chelian.commands")
+
+CHANNEL: Final = "chelian_commands"
+MAX_PAYLOAD_BYTES: Final = 7_900
+"""PostgreSQL refuses NOTIFY payloads of 8000 bytes or more."""
+
+WAKEUPS_LISTENING: Final = "command_wakeups_listening"
+WAKEUPS_LOST: Final = "command_wakeups_lost"
+
+
+def payload(origin: str, command_id: str, change: Mapping[str, Any] | None) -> str:
+    body = json.dumps({"o": origin, "id": command_id, "c": change}, separators=(",", ":"))
+    if len(body.encode()) > MAX_PAYLOAD_BYTES:
+        body = json.dumps({"o": origin, "id": command_id, "c": None}, separators=(",", ":"))
+    return body
+
+
+def announce(conn: Connection, origin: str, changes: Mapping[str, Mapping[str, Any] | None]) -> None:
+    """NOTIFY every process that these commands changed (PostgreSQL only; one round trip for
+    the lot). Call it inside the transaction that made the change."""
+    if not changes or conn.dialect.name != "postgresql":
+        return
+    conn.exec_driver_sql("SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p",
+                         {"channel": CHANNEL,
+                          "payloads": [payload(origin, cid, change) for cid, change in changes.items()]})
+
+
+class Listener:
+    """One thread per process: LISTEN on CHANNEL, wake the matching watches of `notifier`."""
+
+    def __init__(self, engine: Engine, notifier: Notifier, *, poll_s: float = 1.0) -> None:
+        self.engine = engine
+        self.notifier = notifier
+        self.poll_s = poll_s
+        """How often the thread looks up from waiting to check whether it should stop."""
+        self.listening = threading.Event()
+        self._stop = threading.Event()
+        self._conn: Any = None
+        self._thread = threading.Thread(target=self._run, name="chelian-command-wakeups", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> Listener:
+        self._thread.start()
+        if not self.listening.wait(timeout_s):
+            log.warning("%s reason=%s", WAKEUPS_LOST, "not listening yet")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def __enter__(self) -> Listener:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                self._listen()
+                delay = 0.1
+            except Exception as exc:  # a dropped connection: reconnect, and have everyone re-read
+                self.listening.clear()
+                log.warning("%s error=%r retry_in_s=%.1f", WAKEUPS_LOST, exc, delay)
+                self.notifier.notify_all()
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _listen(self) -> None:
+        # The driver's own connection, taken out of the pool for good: LISTEN is session
+        # state, and this session does nothing else.
+        raw = self.engine.raw_connection()
+        conn = raw.driver_connection
+        raw.detach()
+        try:
+            conn.autocommit = True
+            conn.execute(f"LISTEN {CHANNEL}")
+            self.listening.set()
+            self.notifier.notify_all()  # whatever was sent while nobody listened: re-read
+            log.info("%s channel=%s", WAKEUPS_LISTENING, CHANNEL)
+            while not self._stop.is_set():
+                for note in conn.notifies(timeout=self.poll_s):
+                    self._deliver(note.payload)
+        finally:
+            conn.close()
+
+    def _deliver(self, raw: str) -> None:
+        try:
+            body = json.loads(raw)
+            origin, command_id, change = body["o"], body["id"], body.get("c")
+        except (ValueError, KeyError, TypeError):
+            return
+        if origin == self.notifier.origin:
+            return  # the settling code in this process has woken its waiters already
+        self.notifier.notify([command_id], {command_id: change} if change else None)
