@@ -11,8 +11,10 @@ message arrives, not by a periodic scan):
   without a spike (a hard but safe stop).
 
 State is per car and in memory (recent speeds, last position, pending spike): a restart
-forgets at most a few seconds of context. Detections go to IncidentService, which keeps
-one incident per car per crash window however many messages report the crash.
+forgets at most a few seconds of context. With several ingest workers, an impact whose spike
+and collapse reached different workers is found from the stored telemetry (`CrashObserver`).
+Detections go to IncidentService, which keeps one incident per car per crash window however
+many messages report the crash.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from chelian.ingest.batch import EventRow, TelemetryRows, WriteResult
 from chelian.services.safety import names as n
 from chelian.services.safety.geo import num
+from chelian.services.safety.history import StoredTelemetry
 from chelian.services.safety.incidents import Detection, IncidentService
 
 log = logging.getLogger("chelian.safety.crash")
@@ -178,19 +181,58 @@ def detection_from_event(event: EventRow) -> Detection:
 
 
 class CrashObserver:
-    """Ingest commit observer: telemetry and crash events in, incidents out."""
+    """Ingest commit observer: telemetry and crash events in, incidents out.
 
-    def __init__(self, incidents: IncidentService, rules: CrashRules = CrashRules()) -> None:
+    With `stored` (the platform passes it), an impact split across ingest workers is still
+    found: a message that may be one half of an impact (a spike, or a low speed this worker
+    cannot judge because it did not see every earlier message of the car) makes the
+    observer replay the car's stored window through fresh rules. It reads after its own
+    commit, so of two workers holding the two halves, the one that commits last sees both.
+    """
+
+    def __init__(self, incidents: IncidentService, rules: CrashRules = CrashRules(),
+                 stored: StoredTelemetry | None = None) -> None:
         self.incidents = incidents
         self.detector = CrashDetector(rules)
+        self.stored = stored
+        self._runs: dict[int, tuple[int, int]] = {}
+        """vehicle id -> (last seq seen here, ts since when every seq was seen here)."""
 
     def on_committed(self, result: WriteResult) -> None:
         for row in sorted(result.new_telemetry, key=lambda m: (m.vehicle_id, m.ts_ms, m.seq)):
             detection = self.detector.feed(row)
             if detection is not None:
                 self.incidents.open_crash(detection)
+            elif self.stored is not None and self._half_of_an_impact(row):
+                self._replay(row)
         for event in result.new_events:
             if event.type in n.CAR_CRASH_TYPES:
                 self.incidents.open_crash(detection_from_event(event))
             elif event.type == n.CAR_CRASH_CANCELLED:
                 self.incidents.cancel_by_car(event.vehicle_id, event.seq, event.ts_ms)
+
+    def _half_of_an_impact(self, row: TelemetryRows) -> bool:
+        """Could `row` complete an impact whose other half this worker did not see?"""
+        last = self._runs.get(row.vehicle_id)
+        since = last[1] if last is not None and row.seq == last[0] + 1 else row.ts_ms
+        self._runs[row.vehicle_id] = (row.seq, since)
+        r = self.detector.rules
+        accel = max((abs(a) for a in (num(row, n.ACCEL_LONGITUDINAL), num(row, n.ACCEL_LATERAL))
+                     if a is not None), default=0.0)
+        if accel >= r.accel_threshold:
+            return True  # the collapse may go to another worker, which may have committed first
+        speed = num(row, n.SPEED)
+        unseen_before = since > row.ts_ms - r.collapse_ms - r.before_ms
+        return speed is not None and speed <= r.stopped_kmh and unseen_before
+
+    def _replay(self, row: TelemetryRows) -> None:
+        assert self.stored is not None
+        r = self.detector.rules
+        replay = CrashDetector(r)
+        for stored in self.stored.window(row.vehicle_id, row.ts_ms - r.collapse_ms - r.before_ms,
+                                         row.ts_ms + r.collapse_ms):
+            found = replay.feed(stored)
+            if found is not None and found.cause == "impact":  # airbags: whoever sees them acts
+                log.info("crash_found_in_stored_window vehicle_id=%d seq=%d", row.vehicle_id, found.seq)
+                self.incidents.open_crash(found)
+                return

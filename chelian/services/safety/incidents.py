@@ -102,6 +102,8 @@ class IncidentService:
         cause_key = f"crash:{vin}:{'e' if d.cause == 'car_event' else 't'}{d.seq}"
         with self.engine.begin() as conn:
             existing = repo.in_window(conn, d.vehicle_id, d.ts_ms, self.window_ms)
+            if existing is not None and existing.key == cause_key:
+                return None  # the same message again (two ingest workers each found it)
             if existing is not None:
                 repo.add_update(
                     conn,

@@ -23,6 +23,7 @@ from chelian.services.notifications.outbox import Notifier
 from chelian.services.safety.announce import Announcer
 from chelian.services.safety.contacts import ContactService
 from chelian.services.safety.crash import CrashObserver, CrashRules
+from chelian.services.safety.history import StoredTelemetry
 from chelian.services.safety.incidents import IncidentService
 from chelian.services.safety.roadside import RoadsideObserver, RoadsideService
 from chelian.services.safety.theft import CommandCreator, MovementGuard, TheftObserver, TheftService
@@ -61,7 +62,7 @@ class SafetyServices:
         roadside = RoadsideService(engine, announcer, catalog)
         guard = MovementGuard(s.unauthorised_movement_speed_kmh, s.unauthorised_movement_radius_m)
         observers: list[CommitObserver] = [
-            CrashObserver(incidents, rules or crash_rules(s)),
+            CrashObserver(incidents, rules or crash_rules(s), StoredTelemetry(engine, catalog)),
             RoadsideObserver(roadside),
             TheftObserver(engine, announcer, guard, stolen_radius_m=s.stolen_movement_radius_m),
         ]
