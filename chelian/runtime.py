@@ -4,6 +4,12 @@ broker (embedded child process, or an external one) -> storage (migrated) -> ing
 worker -> command relay -> HTTP API; stopped in reverse. `chelian serve`, `chelian demo` and
 the end-to-end tests all build the platform through `Platform`, so what is tested is what runs.
 
+With `http_workers` N > 1 (PostgreSQL only) the HTTP API runs in N processes on one port
+(SO_REUSEPORT: the kernel spreads connections over them): this one, with everything else,
+and N - 1 `ApiWorkers` children, each with its own command relay in the shared ack group
+and a LISTEN connection for cross-process wake-ups (services/commands/wakeups.py). Python
+runs one thread at a time per process, so this is how the API uses more than one core.
+
 Example:
     with Platform(Settings.load(data_dir="/tmp/c1")) as platform:
         print(platform.api_url)       # http://127.0.0.1:8080
@@ -12,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import socket
 import threading
 import time
@@ -33,13 +40,15 @@ from chelian.link.broker import EmbeddedBroker
 from chelian.link.service_account import ServiceAccount, service_account
 from chelian.metrics import Metrics
 from chelian.services.commands.lifecycle import CommandService
+from chelian.services.commands.notify import SAFETY_POLL_S
 from chelian.services.commands.relay import CommandRelay
+from chelian.services.commands.wakeups import Listener
 from chelian.services.geofences.platform import RulesServices
 from chelian.services.notifications.worker import NotificationWorker
 from chelian.services.retention.purge import RetentionWorker
 from chelian.services.safety.platform import SafetyServices
 from chelian.signals import Catalog
-from chelian.storage.db import make_engine, upgrade
+from chelian.storage.db import is_postgres, make_engine, upgrade
 from chelian.storage.repositories import vehicles
 from chelian.web.push import PushHub
 
@@ -78,10 +87,100 @@ def build_detectors(engine: Engine, bus: EventBus, catalog: Catalog, *,
             RulesServices.build(engine, bus, settings))
 
 
-def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-commands-0") -> CommandRelay:
+def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-commands-0", *,
+                leader: bool = True) -> CommandRelay:
     """The command relay and its service (which alone loads the platform's signing key)."""
     return CommandRelay(CommandService.from_settings(settings, engine),
-                        ingest_endpoint(settings, service_account(settings)), client_id=client_id)
+                        ingest_endpoint(settings, service_account(settings)), client_id=client_id, leader=leader)
+
+
+def start_wakeups(service: CommandService) -> Listener | None:
+    """On PostgreSQL, wake this process's waiters for commands settled in any process; a
+    waiter then re-reads only as a safety net. SQLite has one process: nothing to listen to."""
+    if not is_postgres(service.engine):
+        return None
+    listener = Listener(service.engine, service.notifier).start()
+    service.poll_s = SAFETY_POLL_S
+    return listener
+
+
+def http_socket(host: str, port: int, *, shared: bool) -> socket.socket:
+    """The API's listening socket; `shared`: one of several processes' on the same port."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
+    """One extra API process (`ApiWorkers` starts it): the REST API and its own command relay
+    (a follower in the shared ack group), until SIGTERM. No broker, ingest or sweeps: those run
+    once, in the main process."""
+    logging.basicConfig(level=logging.WARNING)
+    engine = make_engine(settings.effective_database_url)
+    relay = build_relay(settings, engine, client_id=f"chelian-commands-{index}", leader=False).start()
+    wakeups = start_wakeups(relay.service)
+    app = create_app(settings, engine, Catalog.load(settings.vss_json), Metrics())
+    app.state.commands = relay.service
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    sock = http_socket(settings.http_host, settings.http_port, shared=True)
+    try:
+        if ready is not None:
+            threading.Thread(target=_report_started, args=(server, ready), daemon=True).start()
+        server.run(sockets=[sock])  # returns on SIGTERM / SIGINT
+    finally:
+        sock.close()
+        if wakeups is not None:
+            wakeups.stop()
+        relay.stop()
+        engine.dispose()
+
+
+def _report_started(server: uvicorn.Server, ready: Any) -> None:
+    while not server.started and not server.should_exit:
+        time.sleep(0.02)
+    ready.release()
+
+
+@dataclass
+class ApiWorkers:
+    """`count` extra API processes on `settings.http_port`, beside the main process's API."""
+
+    settings: Settings
+    count: int
+    processes: list[Any] = field(default_factory=list)
+
+    def start(self, timeout_s: float = 60.0) -> ApiWorkers:
+        ctx = mp.get_context("spawn")  # never fork a process that already runs threads
+        ready = ctx.Semaphore(0)
+        for index in range(1, self.count + 1):
+            proc = ctx.Process(target=serve_api, args=(self.settings, index, ready),
+                               name=f"chelian-api-{index}", daemon=True)
+            proc.start()
+            self.processes.append(proc)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.processes:
+            if not ready.acquire(timeout=max(deadline - time.monotonic(), 0.1)):
+                self.stop()
+                raise ConfigError(f"API worker {proc.name} did not start within {timeout_s:.0f}s "
+                                  f"(exit code {proc.exitcode})")
+        log.info("api_workers_started count=%d", self.count)
+        return self
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.is_alive():
+                proc.terminate()  # SIGTERM: uvicorn finishes its requests, the relay disconnects
+        for proc in self.processes:
+            proc.join(15)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+        self.processes.clear()
 
 
 @dataclass
@@ -100,6 +199,8 @@ class Platform:
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
     relay: CommandRelay | None = field(init=False, default=None)
+    wakeups: Listener | None = field(init=False, default=None)
+    api_workers: ApiWorkers | None = field(init=False, default=None)
     retention: RetentionWorker | None = field(init=False, default=None)
     rules: RulesServices | None = field(init=False, default=None)
     safety: SafetyServices | None = field(init=False, default=None)
@@ -109,6 +210,9 @@ class Platform:
 
     def __post_init__(self) -> None:
         s = self.settings
+        if s.http_workers > 1 and not s.effective_database_url.startswith("postgresql"):
+            raise ConfigError(f"http_workers={s.http_workers} needs PostgreSQL (--database-url postgresql://...): "
+                              "on SQLite one API process serves")
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog.load(s.vss_json)
         self.metrics = Metrics()
@@ -142,6 +246,7 @@ class Platform:
         self.retention = RetentionWorker(self.engine, s.telemetry_retention_days, s.purge_batch_rows,
                                          s.purge_interval_s).start()
         self.relay = build_relay(self.settings, self.engine).start()
+        self.wakeups = start_wakeups(self.relay.service)
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         self.app.state.commands = self.relay.service
         self.app.state.safety = self.safety
@@ -157,12 +262,32 @@ class Platform:
                                 log_level="warning", access_log=False)
         return uvicorn.Server(config)
 
+    def serve_http(self) -> None:
+        """Serve the API here until Ctrl-C / SIGTERM, with `http_workers` - 1 more processes."""
+        sockets = self._http_sockets()
+        self._server = self.uvicorn_server()
+        self._server.run(sockets=sockets)
+
+    def _http_sockets(self) -> list[socket.socket] | None:
+        """None (uvicorn binds) for one API process; else this process's SO_REUSEPORT socket,
+        bound before the other workers start, so a busy port is refused here first."""
+        s = self.settings
+        _refuse_busy_port(s.http_host, s.http_port, "--http-port")
+        if s.http_workers <= 1:
+            return None
+        if s.http_port == 0:
+            raise ConfigError("http_workers > 1 needs a fixed --http-port")
+        sock = http_socket(s.http_host, s.http_port, shared=True)
+        self.api_workers = ApiWorkers(s, s.http_workers - 1).start()
+        return [sock]
+
     def start(self) -> Platform:
         """Everything, with the API in a background thread (tests, the demo)."""
         self.start_backend()
-        _refuse_busy_port(self.settings.http_host, self.settings.http_port, "--http-port")
+        sockets = self._http_sockets()
         self._server = self.uvicorn_server()
-        self._server_thread = threading.Thread(target=self._server.run, name="chelian-http", daemon=True)
+        self._server_thread = threading.Thread(target=self._server.run, kwargs={"sockets": sockets},
+                                               name="chelian-http", daemon=True)
         self._server_thread.start()
         deadline = time.monotonic() + 15
         while not self._server.started and time.monotonic() < deadline:
@@ -173,6 +298,8 @@ class Platform:
         return self
 
     def stop(self) -> None:
+        if self.api_workers is not None:
+            self.api_workers.stop()
         if self._server is not None:
             self._server.should_exit = True
             if self._server_thread is not None:
@@ -181,6 +308,8 @@ class Platform:
             self.notifications.stop()
         if self.retention is not None:
             self.retention.stop()
+        if self.wakeups is not None:
+            self.wakeups.stop()
         if self.relay is not None:
             self.relay.stop()
         if self.ingest is not None:

@@ -19,10 +19,15 @@ HttpHost = Annotated[str | None, typer.Option("--http-host", help="Address the A
                                               show_default=False)]
 HttpPort = Annotated[int | None, typer.Option("--http-port", help="Port of the HTTP API. (default: 8080)",
                                               show_default=False)]
+Workers = Annotated[int | None, typer.Option("--workers", min=1, max=64, show_default=False,
+                                             help="API processes on the HTTP port, each with its own command "
+                                                  "relay; PostgreSQL only. (default: 1)")]
 
 
-def settings_with_http(settings: Settings, http_host: str | None, http_port: int | None) -> Settings:
-    update = {k: v for k, v in {"http_host": http_host, "http_port": http_port}.items() if v is not None}
+def settings_with_http(settings: Settings, http_host: str | None, http_port: int | None,
+                       http_workers: int | None = None) -> Settings:
+    update = {k: v for k, v in {"http_host": http_host, "http_port": http_port,
+                                "http_workers": http_workers}.items() if v is not None}
     return settings.model_copy(update=update) if update else settings
 
 
@@ -30,20 +35,22 @@ def describe(platform: Platform) -> None:
     s = platform.settings
     host, port = s.broker_host_port
     broker = f"embedded broker mqtt://{host}:{port}" if s.embedded_broker else f"broker {s.mqtt_url}"
+    workers = f", {s.http_workers} processes" if s.http_workers > 1 else ""
     console.print(f"chelian API   {platform.api_url}/api/v1   (OpenAPI: {platform.api_url}/docs, "
-                  f"metrics: {platform.api_url}/metrics)", markup=False, highlight=False, soft_wrap=True)
+                  f"metrics: {platform.api_url}/metrics{workers})", markup=False, highlight=False, soft_wrap=True)
     console.print(f"vehicle link  {broker}", markup=False, highlight=False)
     console.print(f"database      {safe_url(s.effective_database_url)}", markup=False, highlight=False,
                   soft_wrap=True)
 
 
 @with_settings(broker=True)
-def serve(settings: Settings, http_host: HttpHost = None, http_port: HttpPort = None) -> None:
+def serve(settings: Settings, http_host: HttpHost = None, http_port: HttpPort = None,
+          workers: Workers = None) -> None:
     """Run the platform: vehicle link (embedded broker unless --mqtt-url), ingest and the REST API."""
-    platform = Platform(settings_with_http(settings, http_host, http_port)).start_backend()
+    platform = Platform(settings_with_http(settings, http_host, http_port, workers)).start_backend()
     try:
         describe(platform)
-        platform.uvicorn_server().run()  # returns on Ctrl-C / SIGTERM
+        platform.serve_http()  # returns on Ctrl-C / SIGTERM
     finally:
         platform.stop()
 

@@ -18,6 +18,11 @@ the ack again from its persistent session, and settling twice is a no-op).
   relays split them; see acks.py for what is checked.
 * **Expiry.** Every `sweep_interval_s` the worker expires overdue commands (lifecycle.py says
   when) and wakes their waiters.
+* **Several relays.** Every API process of `chelian serve --workers N` runs a relay, so a new
+  command leaves from the process that created it, without a hop; their acks are split by the
+  shared subscription, and wakeups.py wakes a waiter in whichever process it is. Only the
+  `leader` (the main process's relay) sweeps and flushes a car's waiting commands when it
+  comes online: N relays doing it would send every resend N times.
 """
 
 from __future__ import annotations
@@ -82,8 +87,10 @@ def tcp_no_delay(_client: mqtt.Client, _userdata: object, sock: socket.socket) -
 class CommandRelay:
     def __init__(self, service: CommandService, endpoint: BrokerEndpoint, *,
                  client_id: str = "chelian-commands-0", sweep_interval_s: float = 0.5,
-                 resend_after_ms: int = 5_000, session_expiry_s: int = SESSION_EXPIRY_S) -> None:
+                 resend_after_ms: int = 5_000, session_expiry_s: int = SESSION_EXPIRY_S,
+                 leader: bool = True) -> None:
         self.service = service
+        self.leader = leader
         self.endpoint = endpoint
         self.client_id = client_id
         self.sweep_interval_s = sweep_interval_s
@@ -179,7 +186,7 @@ class CommandRelay:
             except queue.Empty:
                 pass
             self._handle(jobs)
-            if time.monotonic() >= next_sweep:
+            if self.leader and time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + self.sweep_interval_s
                 self._retrying(self._sweep)
 
@@ -242,6 +249,8 @@ class CommandRelay:
             self.online.discard(vin)
             return
         self.online.add(vin)
+        if not self.leader:
+            return
         with self.service.autocommit.connect() as conn:
             vehicle = vehicles.by_vin(conn, vin)
         if vehicle is not None:

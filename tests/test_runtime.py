@@ -1,0 +1,53 @@
+"""`Platform` with several API processes (`http_workers`): one port, a relay per process, and
+commands that round-trip whichever process creates them, settles them or waits for them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from chelian.config import Settings
+from chelian.errors import ConfigError
+from chelian.runtime import Platform
+from tests.factories import new_vin
+from tests.fixtures_brokers import free_port, wait_until
+from tests.services.commands.harness import LinkedCar
+
+
+@pytest.mark.production
+def test_commands_round_trip_across_api_processes(mosquitto_stack, tmp_path):
+    settings = mosquitto_stack.settings.model_copy(update={"http_port": free_port(), "http_workers": 2})
+    platform = Platform(settings, run_ingest=False).start()
+    try:
+        assert platform.api_workers is not None and all(p.is_alive() for p in platform.api_workers.processes)
+        with platform.engine.connect() as conn:  # both processes listen for each other's settlements
+            listeners = conn.execute(text("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE query = 'LISTEN chelian_commands'")).scalar_one()
+        assert listeners == 2
+        creds = mosquitto_stack.add_car(new_vin())
+        car = LinkedCar(mosquitto_stack, creds, platform.relay.service.platform_key.public, tmp_path).connect()
+        assert wait_until(lambda: creds.vin in platform.relay.online, timeout=5)
+        token = httpx.post(f"{platform.api_url}/api/v1/auth/token",
+                           data={"username": "owner@example.com", "password": "password1"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        outcomes = []
+        for i in range(16):  # a fresh connection each: the kernel spreads them over both processes
+            with httpx.Client(base_url=f"{platform.api_url}/api/v1/vehicles/{creds.vin}", headers=headers) as api:
+                made = api.post("/commands", json={"type": "lock" if i % 2 else "unlock"})
+                assert made.status_code == 202, made.text
+            with httpx.Client(base_url=f"{platform.api_url}/api/v1/vehicles/{creds.vin}", headers=headers) as api:
+                done = api.get(f"/commands/{made.json()['id']}", params={"wait_s": 10}).json()
+            outcomes.append(done["status"])
+        assert outcomes == ["succeeded"] * 16
+        assert car.handled == 16  # each sent once: only the leader relay resends
+        car.disconnect()
+    finally:
+        platform.stop()
+    assert platform.api_workers is not None and not platform.api_workers.processes
+
+
+def test_several_api_processes_need_postgresql(tmp_path):
+    settings = Settings.load(data_dir=tmp_path / "data", http_port=free_port(), http_workers=2)
+    with pytest.raises(ConfigError, match="needs PostgreSQL"):
+        Platform(settings)
