@@ -36,6 +36,9 @@ log = logging.getLogger("chelian.safety.crash")
 AIRBAG = re.compile(r"^Vehicle\.Cabin\.Seat\.Row\d+\.[A-Za-z]+\.Airbag\.IsDeployed$")
 OCCUPIED = re.compile(r"^Vehicle\.Cabin\.Seat\.Row\d+\.[A-Za-z]+\.IsOccupied$")
 SPEED_MEMORY_MS = 5_000
+AIRBAG_LOOKBACK_MS = 3_600_000
+"""How far back a worker looks for an airbag the car already reported deployed (a deployed
+airbag is re-sent with every heartbeat, once a minute)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +204,8 @@ class CrashObserver:
     def on_committed(self, result: WriteResult) -> None:
         for row in sorted(result.new_telemetry, key=lambda m: (m.vehicle_id, m.ts_ms, m.seq)):
             detection = self.detector.feed(row)
+            if detection is not None and self._deployed_before(row, detection):
+                detection = None
             if detection is not None:
                 self.incidents.open_crash(detection)
             elif self.stored is not None and self._half_of_an_impact(row):
@@ -210,6 +215,17 @@ class CrashObserver:
                 self.incidents.open_crash(detection_from_event(event))
             elif event.type == n.CAR_CRASH_CANCELLED:
                 self.incidents.cancel_by_car(event.vehicle_id, event.seq, event.ts_ms)
+
+    def _deployed_before(self, row: TelemetryRows, detection: Detection) -> bool:
+        """Airbags this worker sees turn true that the car had already reported deployed (to
+        another worker, or before a restart): no new crash. The stored telemetry decides."""
+        if self.stored is None or detection.cause != "airbag":
+            return False
+        deployed = detection.detail.get("airbags", [])
+        if deployed and all(self.stored.previous(row, path, AIRBAG_LOOKBACK_MS) in (True, 1) for path in deployed):
+            log.info("airbag_already_deployed vehicle_id=%d seq=%d", row.vehicle_id, row.seq)
+            return True
+        return False
 
     def _half_of_an_impact(self, row: TelemetryRows) -> bool:
         """Could `row` complete an impact whose other half this worker did not see?"""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 
 from chelian.ingest.batch import SampleRow, TelemetryRows
 from chelian.signals import Catalog
@@ -38,6 +38,19 @@ class StoredTelemetry:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [self._row(vehicle_id, seq, ts, received, signals) for seq, ts, received, signals in rows]
+
+    def previous(self, row: TelemetryRows, path: str, lookback_ms: int) -> object | None:
+        """The value `path` had in the car's last stored message before `row` that carried it
+        (looking back at most `lookback_ms`); None if there is none. Booleans come back as
+        True/False from PostgreSQL and 1/0 from SQLite."""
+        c = telemetry.c
+        before = or_(c.ts_ms < row.ts_ms, and_(c.ts_ms == row.ts_ms, c.seq < row.seq))
+        query = (select(c.signals[path])
+                 .where(c.vehicle_id == row.vehicle_id, c.ts_ms >= row.ts_ms - lookback_ms, before,
+                        c.signals[path].as_string().is_not(None))
+                 .order_by(c.ts_ms.desc(), c.seq.desc()).limit(1))
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def _row(self, vehicle_id: int, seq: int, ts_ms: int, received_ms: int,
              signals: dict[str, object] | str) -> TelemetryRows:

@@ -74,3 +74,26 @@ def test_a_hard_stop_split_over_workers_is_still_no_crash(engine, car, tmp_path)
     for i, speed in enumerate(speeds):
         (a, b)[i % 2].telemetry(car.vin, T0 + i * 200, {SPEED: max(speed, 0.0), ACC: -10.5})
     assert crashes(engine, car) == []
+
+
+AIRBAG = "Vehicle.Cabin.Seat.Row1.DriverSide.Airbag.IsDeployed"
+
+
+def test_a_deployed_airbag_first_seen_by_another_worker_later_is_no_second_crash(engine, car, tmp_path):
+    a, b = worker(engine, tmp_path / "a"), worker(engine, tmp_path / "b")
+    a.telemetry(car.vin, T0, {AIRBAG: False, SPEED: 50.0})
+    b.telemetry(car.vin, T0 + 1000, {AIRBAG: True, SPEED: 0.0})
+    a.telemetry(car.vin, T0 + 61_000, {AIRBAG: True})  # the heartbeat, on the worker that saw False
+    late = worker(engine, tmp_path / "c")  # a third worker, or one restarted: no memory at all
+    late.telemetry(car.vin, T0 + 181_000, {AIRBAG: True})  # outside the 2-minute crash window
+    [crash] = crashes(engine, car)
+    assert crash.cause == "airbag"
+    with engine.connect() as conn:
+        notes = [u.note for u in incidents.updates(conn, crash.id)]
+    assert not any("further crash signal" in (note or "") for note in notes), notes
+
+
+def test_an_airbag_deployed_in_the_first_message_a_worker_sees_is_a_crash(engine, car, tmp_path):
+    late = worker(engine, tmp_path / "a")
+    late.telemetry(car.vin, T0, {AIRBAG: True, SPEED: 0.0})
+    assert [c.cause for c in crashes(engine, car)] == ["airbag"]
