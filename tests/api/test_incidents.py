@@ -180,3 +180,19 @@ def test_immobilise_goes_through_the_command_service_once(client, engine, owner,
     command = client.get(f"/api/v1/vehicles/{car}/commands/{first}", headers=owner.headers)
     assert command.status_code == 200, command.text
     assert command.json()["type"] == "immobilise"
+
+
+def test_a_stolen_report_shows_the_tracking_commands_it_sent(client, engine, owner, car):
+    client.app.state.commands = CommandService.from_settings(client.app.state.settings, engine)
+    base = f"/api/v1/vehicles/{car}/stolen"
+    reported = client.post(base, headers=owner.headers).json()
+    start = reported["tracking_command_id"]
+    assert start and reported["tracking_stop_command_id"] is None
+    command = client.get(f"/api/v1/vehicles/{car}/commands/{start}", headers=owner.headers).json()
+    assert (command["type"], command["args"]) == ("set_tracking", {"interval_ms": 1000, "duration_s": 21600})
+    back = client.post(f"{base}/recovered", headers=owner.headers).json()
+    assert back["tracking_command_id"] == start
+    stop = client.get(f"/api/v1/vehicles/{car}/commands/{back['tracking_stop_command_id']}",
+                      headers=owner.headers).json()
+    assert (stop["type"], stop["args"]["duration_s"]) == ("set_tracking", 0)
+

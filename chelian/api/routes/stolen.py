@@ -22,15 +22,17 @@ NOT_YOURS = {404: {"description": "Not one of your cars, or not reported stolen"
 def report_stolen(
     vehicle: OwnedVehicle, user: CurrentUser, safety: SafetyDep, body: NoteIn | None = None
 ) -> StolenReportPublic:
-    """From now on every position the car sends is kept in the report's track, and moves are alerted."""
-    return StolenReportPublic.of(safety.theft.report(vehicle, user.id, body.note if body else None), [])
+    """From now on the car reports its position at high rate (a signed `set_tracking`), every
+    position it sends is kept in the report's track, and moves are alerted."""
+    report = safety.theft.report(vehicle, user.id, body.note if body else None)
+    return StolenReportPublic.of(report, [], safety.theft.tracking_commands(report))
 
 
 @router.get("/{vin}/stolen", response_model=StolenReportPublic, responses=NOT_YOURS)
 def read_stolen(vehicle: OwnedVehicle, safety: SafetyDep) -> StolenReportPublic:
     """The latest report (active or recovered) with every position received while it was active."""
     report, track = safety.theft.current(vehicle)
-    return StolenReportPublic.of(report, track)
+    return StolenReportPublic.of(report, track, safety.theft.tracking_commands(report))
 
 
 @router.post("/{vin}/stolen/immobilise", response_model=StolenReportPublic, responses=NOT_YOURS)
@@ -44,5 +46,6 @@ def immobilise(vehicle: OwnedVehicle, user: CurrentUser, safety: SafetyDep) -> S
 
 @router.post("/{vin}/stolen/recovered", response_model=StolenReportPublic, responses=NOT_YOURS)
 def recovered(vehicle: OwnedVehicle, safety: SafetyDep, body: NoteIn | None = None) -> StolenReportPublic:
+    """Closes the report and returns the car to its normal reporting rate (`set_tracking`, 0 s)."""
     safety.theft.recover(vehicle, body.note if body else None)
     return read_stolen(vehicle, safety)

@@ -154,12 +154,18 @@ class StolenReportPublic(BaseModel):
     note: str | None
     immobilise_requested_at: datetime | None
     immobilise_command_id: str | None = Field(description="Follow it under /commands/{id}")
+    tracking_command_id: str | None = Field(
+        default=None, description="The set_tracking command that made the car report its position at "
+        "high rate (None: no command relay here, or the car cannot take commands)")
+    tracking_stop_command_id: str | None = Field(
+        default=None, description="The set_tracking command (duration_s 0) sent on recovery")
     recovered_at: datetime | None
     recovery_note: str | None
     track: list[TrackPointPublic] | None = None
 
     @classmethod
-    def of(cls, r: TheftReport, track: list[TrackPoint] | None = None) -> StolenReportPublic:
+    def of(cls, r: TheftReport, track: list[TrackPoint] | None = None,
+           tracking: tuple[str | None, str | None] = (None, None)) -> StolenReportPublic:
         return cls(
             id=r.id,
             status=r.status,
@@ -167,6 +173,8 @@ class StolenReportPublic(BaseModel):
             note=r.note,
             immobilise_requested_at=_at(r.immobilise_requested_ms),
             immobilise_command_id=r.immobilise_command_id,
+            tracking_command_id=tracking[0],
+            tracking_stop_command_id=tracking[1],
             recovered_at=_at(r.recovered_ms),
             recovery_note=r.recovery_note,
             track=None

@@ -32,6 +32,7 @@ from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
 from chelian.services.safety.geo import distance_m, num, value
 from chelian.storage.db import now_ms
+from chelian.storage.repositories import commands as commands_repo
 from chelian.storage.repositories import theft as repo
 from chelian.storage.repositories.theft import RECOVERED, TheftReport, TrackPoint
 from chelian.storage.repositories.vehicles import Vehicle
@@ -119,6 +120,14 @@ class TheftService:
             log.warning("tracking_not_sent vin=%s report=%d: %s", vehicle.vin, report.id, exc)
             return None
         return str(command.id)
+
+    def tracking_commands(self, report: TheftReport) -> tuple[str | None, str | None]:
+        """Ids of the `set_tracking` commands the report sent: (start, stop); None where none was."""
+        with self.engine.connect() as conn:
+            found = [commands_repo.by_idempotency_key(conn, report.reported_by or 0, f"theft:{report.id}:{p}")
+                     for p in ("track", "untrack")]
+        start, stop = (None if c is None else c.id for c in found)
+        return start, stop
 
     def current(self, vehicle: Vehicle) -> tuple[TheftReport, list[TrackPoint]]:
         with self.engine.connect() as conn:
