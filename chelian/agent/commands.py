@@ -18,6 +18,9 @@ copy of a real envelope cannot poison the answer the real one gets.
 
 Immobilising a moving car is never done: the command waits (no ack yet, kept in the keystore
 across reboots) until the car is stationary, and fails with `unsafe` if its expiry comes first.
+
+`set_tracking` changes no actuator: it sets `self.tracking` (kept in the keystore), which the
+agent reads when it samples (`tracking.py`), so a car without actuator wiring tracks too.
 """
 
 from __future__ import annotations
