@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from sqlalchemy import select
 
 from chelian.events import EventBus
@@ -40,6 +41,7 @@ def status(engine, command_id: str) -> str | None:
     return None if row is None else row.status
 
 
+@pytest.mark.slow
 def test_a_stolen_car_reports_its_position_at_high_rate_until_recovered(broker_stack, tmp_path, request):
     engine, settings = broker_stack.engine, broker_stack.settings
     owner = sign_up(engine, "stolen@example.com", "password1")
