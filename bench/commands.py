@@ -1,7 +1,9 @@
 """Command round-trip benchmark: API -> relay -> Mosquitto -> car -> signed ack -> API, at a steady rate.
 
 Three processes besides Mosquitto and PostgreSQL, so none steals the others' GIL:
-* this one: the HTTP API (uvicorn) and the command relay, exactly as `chelian serve` wires them;
+* this one: the HTTP API (uvicorn) and the command relay, exactly as `chelian serve` wires them
+  (with `--workers N`, N - 1 more API processes as `chelian serve --workers N` starts them, each
+  with its own relay, all woken through PostgreSQL LISTEN/NOTIFY);
 * cars: one MQTT connection per car, each with a real `CommandExecutor` (signature, replay
   window, keystore saved with fsync before acting and after answering) and a fake body;
 * load: an open-loop client that starts commands on a fixed schedule (POST with an
@@ -12,7 +14,7 @@ Before the API phase the load process measures the raw MQTT round trip of the sa
 same rate through the same cars (publish a command-sized payload, the car echoes it): the floor
 that broker, paho and Python impose. The last line is one JSON object with the figures.
 
-    .venv/bin/python bench/commands.py --cars 100 --rate 200 --seconds 15
+    .venv/bin/python bench/commands.py --cars 1000 --rate 200 --seconds 15 --workers 2
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import asyncio
 import json
 import logging
 import multiprocessing as mp
+import os
 import shutil
 import sys
 import tempfile
@@ -46,7 +49,6 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
     by CAR_WORKERS threads (each car always on the same one, so its commands stay in order):
     every real car has its own flash, so their keystore fsyncs must overlap, not queue up
     behind one another on one thread."""
-    import os
     import queue
     import select
 
@@ -246,6 +248,7 @@ def main() -> None:
     parser.add_argument("--cars", type=int, default=100)
     parser.add_argument("--rate", type=float, default=200.0, help="commands per second, across all cars")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured duration of each phase")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (chelian serve --workers)")
     parser.add_argument("--car-dir", default=None,
                         help="where cars keep their keystores (default: a temp dir on disk: real fsyncs)")
     args = parser.parse_args()
@@ -254,7 +257,7 @@ def main() -> None:
     from chelian.api.app import create_app
     from chelian.config import Settings
     from chelian.metrics import Metrics
-    from chelian.runtime import build_relay
+    from chelian.runtime import ApiWorkers, build_relay, command_engine, http_socket, start_wakeups
     from chelian.services.accounts.signup import log_in, sign_up
     from chelian.services.commands.envelope import Command
     from chelian.signals import Catalog
@@ -277,15 +280,18 @@ def main() -> None:
                                 created_ms=now_ms())
         token = log_in(engine, "bench@example.com", "bench-password", 3600)
         settings = Settings.load(data_dir=data_dir, database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}",
-                                 http_port=free_port(), ingest_password="bench")
-        relay = build_relay(settings, engine, client_id="bench-relay").start()
+                                 http_port=free_port(), http_workers=args.workers, ingest_password="bench")
+        commands = command_engine(engine)
+        relay = build_relay(settings, commands, client_id="bench-relay").start()
+        wakeups = start_wakeups(relay.service)
         app = create_app(settings, engine, Catalog.builtin(), Metrics())
         app.state.commands = relay.service
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.http_port,
-                                               log_level="error", access_log=False))
-        threading.Thread(target=server.run, daemon=True).start()
+        server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+        sock = http_socket("127.0.0.1", settings.http_port, shared=args.workers > 1)
+        workers = ApiWorkers(settings, args.workers - 1).start()
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
         ready, stop = ctx.Event(), ctx.Event()
         cars = ctx.Process(target=_cars, args=(port, vins, relay.service.platform_key.public, str(car_dir),
                                                ready, stop), daemon=True)
@@ -295,8 +301,9 @@ def main() -> None:
         deadline = time.monotonic() + 30
         while (len(relay.online) < len(vins) or not server.started) and time.monotonic() < deadline:
             time.sleep(0.05)
-        print(f"bench: {args.cars} cars, {args.rate:g} commands/s for {args.seconds:g} s; Mosquitto + "
-              f"PostgreSQL; car keystores in {car_dir}", flush=True)
+        print(f"bench: {args.cars} cars, {args.rate:g} commands/s for {args.seconds:g} s; {args.workers} API "
+              f"process(es); Mosquitto + PostgreSQL; car keystores in {car_dir}; api pids "
+              f"{' '.join(str(p) for p in [os.getpid(), *(w.pid for w in workers.processes)])}", flush=True)
         results = ctx.Queue()
         sample = relay.service.platform_key.seal(
             Command("0" * 32, vins[0], "unlock", {}, 1, now_ms(), now_ms() + 30_000).body(), "0" * 32).wire()
@@ -311,8 +318,12 @@ def main() -> None:
         load.join(10)
         stop.set()
         cars.join(10)
+        workers.stop()
         server.should_exit = True
+        if wakeups is not None:
+            wakeups.stop()
         relay.stop()
+        commands.dispose()
         engine.dispose()
     shutil.rmtree(data_dir, ignore_errors=True)
     if args.car_dir is None:
@@ -330,7 +341,8 @@ def main() -> None:
 
     phases = {name: stats([lat[name] for _ms, _s, lat in api])
               for name in ("late_start_ms", "post_ms", "get_ms")}
-    figures = {"cars": args.cars, "rate_per_s": args.rate, "commands": len(api), "succeeded": succeeded,
+    figures = {"cars": args.cars, "rate_per_s": args.rate, "api_processes": args.workers, "commands": len(api),
+               "succeeded": succeeded,
                "api_round_trip_ms": stats(round_trips), "mqtt_round_trip_ms": stats(mqtt_rtts),
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
                "client_phases_ms": phases,

@@ -28,7 +28,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from chelian.api.app import create_app
 from chelian.config import Settings
@@ -94,6 +94,22 @@ def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-co
                         ingest_endpoint(settings, service_account(settings)), client_id=client_id, leader=leader)
 
 
+COMMAND_POOL_SIZE = 24
+"""Connections of the command path's pool: as many as requests using it at once (up to the
+worker-thread limit), so the pool never opens and closes overflow connections under load."""
+
+
+def command_engine(engine: Engine) -> Engine:
+    """The command path's own PostgreSQL pool, without the pre-ping: a pre-ping is one more
+    round trip (and GIL hand-off) on every one of the ~6 checkouts a command costs. After a
+    database restart, the first statement on a stale connection fails and invalidates the
+    whole pool: one failed request per process (the relay retries), instead of a ping on each.
+    SQLite (no network, no pre-ping worth removing) keeps the one engine."""
+    if not is_postgres(engine):
+        return engine
+    return create_engine(engine.url, pool_size=COMMAND_POOL_SIZE, max_overflow=8, pool_pre_ping=False)
+
+
 def start_wakeups(service: CommandService) -> Listener | None:
     """On PostgreSQL, wake this process's waiters for commands settled in any process; a
     waiter then re-reads only as a safety net. SQLite has one process: nothing to listen to."""
@@ -122,7 +138,8 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
     once, in the main process."""
     logging.basicConfig(level=logging.WARNING)
     engine = make_engine(settings.effective_database_url)
-    relay = build_relay(settings, engine, client_id=f"chelian-commands-{index}", leader=False).start()
+    commands = command_engine(engine)
+    relay = build_relay(settings, commands, client_id=f"chelian-commands-{index}", leader=False).start()
     wakeups = start_wakeups(relay.service)
     app = create_app(settings, engine, Catalog.load(settings.vss_json), Metrics())
     app.state.commands = relay.service
@@ -137,6 +154,7 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
         if wakeups is not None:
             wakeups.stop()
         relay.stop()
+        commands.dispose()
         engine.dispose()
 
 
@@ -188,6 +206,7 @@ class Platform:
     settings: Settings
     run_ingest: bool = True
     engine: Engine = field(init=False)
+    command_engine: Engine = field(init=False)
     catalog: Catalog = field(init=False)
     metrics: Metrics = field(init=False)
     bus: EventBus = field(init=False)
@@ -218,6 +237,7 @@ class Platform:
         self.metrics = Metrics()
         self.bus = EventBus()
         self.engine = make_engine(s.effective_database_url)
+        self.command_engine = command_engine(self.engine)
         self.push = PushHub(self.engine)
         self.observers.append(self.push)
 
@@ -245,7 +265,7 @@ class Platform:
         s = self.settings
         self.retention = RetentionWorker(self.engine, s.telemetry_retention_days, s.purge_batch_rows,
                                          s.purge_interval_s).start()
-        self.relay = build_relay(self.settings, self.engine).start()
+        self.relay = build_relay(self.settings, self.command_engine).start()
         self.wakeups = start_wakeups(self.relay.service)
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         self.app.state.commands = self.relay.service
@@ -316,6 +336,7 @@ class Platform:
             self.ingest.stop()
         if self.broker is not None:
             self.broker.stop()
+        self.command_engine.dispose()
         self.engine.dispose()
 
     def __enter__(self) -> Platform:

@@ -12,6 +12,7 @@ and key, on SQLite the database write lock does; either way no two commands shar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -25,12 +26,10 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    column,
     func,
     or_,
     select,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -222,10 +221,26 @@ _SETTLE_COLUMNS = (("id", String), ("vehicle_id", Integer), ("env_hash", String)
                    ("finished_ms", BigInteger))
 
 
+# One text for any batch size: psycopg prepares it once per connection, and SQLAlchemy never
+# compiles it (a VALUES list of literal rows was compiled anew for every batch).
+_SETTLE_MANY_PG = """
+UPDATE commands AS c
+   SET status = v.status, reason = v.reason, result = v.result::json, acked_ms = v.acked_ms,
+       car_ts_ms = v.car_ts_ms, finished_ms = v.finished_ms
+  FROM unnest(%(id)s::text[], %(vehicle_id)s::int[], %(env_hash)s::text[], %(status)s::text[],
+              %(reason)s::text[], %(result)s::text[], %(acked_ms)s::bigint[], %(car_ts_ms)s::bigint[],
+              %(finished_ms)s::bigint[])
+       AS v(id, vehicle_id, env_hash, status, reason, result, acked_ms, car_ts_ms, finished_ms)
+ WHERE c.id = v.id AND c.vehicle_id = v.vehicle_id AND c.env_hash = v.env_hash
+   AND c.status = ANY(%(allowed_from)s::text[])
+RETURNING c.id, c.env_hash, c.type, c.created_ms, c.sent_ms, c.last_sent_ms, c.attempts
+"""
+
+
 def settle_many(conn: Connection, acks: list[dict[str, Any]],
                 allowed_from: Iterable[str]) -> dict[tuple[str, str], Settled]:
     """`settle` for a batch of acks (dicts with the _SETTLE_COLUMNS): on PostgreSQL one
-    UPDATE ... FROM (VALUES ...) RETURNING, however many acks - a relay under load settles a
+    UPDATE ... FROM unnest(arrays) RETURNING, however many acks - a relay under load settles a
     growing batch for the price of one round trip; SQLite (in-process, no round trips) loops.
     Keyed by (command id, envelope hash), so a batch holding a forged ack beside the real one
     credits the real one."""
@@ -238,16 +253,10 @@ def settle_many(conn: Connection, acks: list[dict[str, Any]],
             if done is not None:
                 moved[ack["id"], ack["env_hash"]] = done
         return moved
-    c = commands.c
-    rows = values(*(column(name, kind) for name, kind in _SETTLE_COLUMNS), name="v").data(
-        [tuple(ack[name] for name, _kind in _SETTLE_COLUMNS) for ack in acks])
-    result = conn.execute(
-        update(commands)
-        .where(c.id == rows.c.id, c.vehicle_id == rows.c.vehicle_id, c.env_hash == rows.c.env_hash,
-               c.status.in_(list(allowed_from)))
-        .values(status=rows.c.status, reason=rows.c.reason, result=rows.c.result, acked_ms=rows.c.acked_ms,
-                car_ts_ms=rows.c.car_ts_ms, finished_ms=rows.c.finished_ms)
-        .returning(c.id, c.env_hash, *_settled_columns()))
+    params: dict[str, Any] = {name: [ack[name] for ack in acks] for name, _kind in _SETTLE_COLUMNS}
+    params["result"] = [None if r is None else json.dumps(r) for r in params["result"]]
+    params["allowed_from"] = list(allowed_from)
+    result = conn.exec_driver_sql(_SETTLE_MANY_PG, params)
     return {(r[0], r[1]): Settled(*r[2:]) for r in result}
 
 
@@ -258,17 +267,21 @@ def relax_durability(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
+_MARK_SENT = (
+    update(commands).where(commands.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=case((commands.c.status.in_(bindparam("from_states", expanding=True)), bindparam("to")),
+                        else_=commands.c.status),
+            sent_ms=func.coalesce(commands.c.sent_ms, bindparam("now_ms")), last_sent_ms=bindparam("now_ms"),
+            attempts=commands.c.attempts + 1)
+    .returning(commands.c.id))
+
+
 def mark_sent(conn: Connection, command_ids: list[str], now_ms: int, from_states: Iterable[str],
               to: str) -> list[str]:
     """Record a (re)send - a fact even when a fast ack already settled the command, so the state
     moves only from `from_states`, while times and attempts are always noted. Returns the ids."""
-    c = commands.c
-    rows = conn.execute(
-        update(commands).where(c.id.in_(command_ids))
-        .values(status=case((c.status.in_(list(from_states)), to), else_=c.status),
-                sent_ms=func.coalesce(c.sent_ms, now_ms), last_sent_ms=now_ms, attempts=c.attempts + 1)
-        .returning(c.id))
-    return [r[0] for r in rows]
+    params = {"ids": command_ids, "from_states": list(from_states), "to": to, "now_ms": now_ms}
+    return [r[0] for r in conn.execute(_MARK_SENT, params)]
 
 
 def pending(conn: Connection, states: Iterable[str], now_ms: int, *, vehicle_id: int | None = None,
