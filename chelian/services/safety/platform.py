@@ -61,13 +61,13 @@ class SafetyServices:
         incidents = IncidentService(engine, announcer, grace_ms=grace_ms, outbox=notifier.enqueue)
         roadside = RoadsideService(engine, announcer, catalog)
         guard = MovementGuard(s.unauthorised_movement_speed_kmh, s.unauthorised_movement_radius_m)
+        theft = TheftService(engine, announcer, commands, tracking_interval_ms=s.stolen_tracking_interval_ms,
+                             tracking_duration_s=s.stolen_tracking_duration_s)
         observers: list[CommitObserver] = [
             CrashObserver(incidents, rules or crash_rules(s), StoredTelemetry(engine, catalog)),
             RoadsideObserver(roadside),
-            TheftObserver(engine, announcer, guard, stolen_radius_m=s.stolen_movement_radius_m),
+            TheftObserver(engine, announcer, guard, stolen_radius_m=s.stolen_movement_radius_m, theft=theft),
         ]
-        theft = TheftService(engine, announcer, commands, tracking_interval_ms=s.stolen_tracking_interval_ms,
-                             tracking_duration_s=s.stolen_tracking_duration_s)
         return cls(incidents, roadside, theft, ContactService(engine), notifier, observers)
 
 

@@ -34,6 +34,7 @@ from chelian.services.safety.geo import distance_m, num, value
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as commands_repo
 from chelian.storage.repositories import theft as repo
+from chelian.storage.repositories import vehicles as vehicles_repo
 from chelian.storage.repositories.theft import RECOVERED, TheftReport, TrackPoint
 from chelian.storage.repositories.vehicles import Vehicle
 
@@ -43,6 +44,7 @@ PARKED_STATES = frozenset({"OFF", "LOCK"})
 TRACKING_INTERVAL_MS = 1_000
 TRACKING_DURATION_S = 6 * 3600
 """How long a stolen car reports at high rate unless recovered first (Settings override both)."""
+RENEWAL_CHECK_MS = 60_000
 
 
 class CommandCreator(Protocol):
@@ -77,6 +79,8 @@ class TheftService:
         self.clock = clock
         self.tracking_interval_ms = tracking_interval_ms
         self.tracking_duration_s = tracking_duration_s
+        self._renewed: dict[int, int] = {}
+        """report id -> the last half-duration period this process renewed tracking for."""
 
     def report(self, vehicle: Vehicle, user_id: int, note: str | None) -> TheftReport:
         """Open a report and tell the car to report its position at high rate."""
@@ -120,6 +124,30 @@ class TheftService:
             log.warning("tracking_not_sent vin=%s report=%d: %s", vehicle.vin, report.id, exc)
             return None
         return str(command.id)
+
+    def keep_tracking(self, vehicle_id: int) -> str | None:
+        """Renew high-rate tracking of a car still reported stolen, once per half duration.
+
+        Called as the stolen car's positions arrive, so the car never reaches the end of its
+        tracking while the report is open; once the report is closed nothing renews it, and a
+        lost stop costs at most one duration. Each half-duration period has its own
+        idempotency key, so several ingest workers calling at once send one command.
+        """
+        if self.commands() is None:
+            return None  # an ingest worker without a command relay: the platform's own renews
+        with self.engine.connect() as conn:
+            report = repo.active(conn, vehicle_id)
+            vehicle = vehicles_repo.by_vin(conn, self.announcer.vin(vehicle_id)) if report else None
+        if report is None or vehicle is None:
+            return None
+        period = (self.clock() - report.reported_ms) // (self.tracking_duration_s * 500)
+        if period < 1 or self._renewed.get(report.id, 0) >= period:
+            return None  # the last command still has more than half its duration to run
+        args = {"interval_ms": self.tracking_interval_ms, "duration_s": self.tracking_duration_s}
+        command_id = self._command(vehicle, report, f"track:{period}", args)
+        if command_id is not None:
+            self._renewed[report.id] = period
+        return command_id
 
     def tracking_commands(self, report: TheftReport) -> tuple[str | None, str | None]:
         """Ids of the `set_tracking` commands the report sent: (start, stop); None where none was."""
@@ -254,10 +282,16 @@ class TheftObserver:
     """Ingest commit observer: tracks stolen cars and raises the unauthorised-movement alarm."""
 
     def __init__(self, engine: Engine, announcer: Announcer, guard: MovementGuard | None = None, *,
-                 stolen_radius_m: float | None = None) -> None:
+                 stolen_radius_m: float | None = None, theft: TheftService | None = None,
+                 clock: Callable[[], int] = now_ms) -> None:
         self.engine = engine
         self.announcer = announcer
         self.guard = guard or MovementGuard()
+        self.theft = theft
+        """Renews a stolen car's high-rate tracking while its positions keep coming (None: never)."""
+        self.clock = clock
+        self._renewal_checked: dict[int, int] = {}
+        """vehicle id -> when `keep_tracking` last ran for it (at most once a minute per car)."""
         self.stolen_radius_m = self.guard.radius_m if stolen_radius_m is None else stolen_radius_m
         """A stolen car's move is announced beyond this distance from the last announced one."""
         self._announced: dict[int, tuple[float, float]] = {}
@@ -289,6 +323,7 @@ class TheftObserver:
                 point = TrackPoint(r.seq, r.ts_ms, num(r, n.LATITUDE), num(r, n.LONGITUDE), num(r, n.SPEED))
                 if repo.add_points(conn, stolen[r.vehicle_id], [point]):
                     fresh.append((r.vehicle_id, point))
+        self._keep_tracking({vehicle_id for vehicle_id, _p in fresh})
         for vehicle_id, p in fresh:
             last = self._announced.get(stolen[vehicle_id])
             still = last is not None and distance_m(*last, p.latitude, p.longitude) <= self.stolen_radius_m
@@ -308,6 +343,16 @@ class TheftObserver:
                     "speed_kmh": p.speed_kmh,
                 },
             )
+
+
+    def _keep_tracking(self, vehicle_ids: set[int]) -> None:
+        if self.theft is None:
+            return
+        now = self.clock()
+        for vehicle_id in sorted(vehicle_ids):
+            if now - self._renewal_checked.get(vehicle_id, -RENEWAL_CHECK_MS) >= RENEWAL_CHECK_MS:
+                self._renewal_checked[vehicle_id] = now
+                self.theft.keep_tracking(vehicle_id)
 
 
 def _public(m: Movement) -> dict[str, Any]:

@@ -137,6 +137,35 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     assert safety.names()[0] == n.VEHICLE_REPORTED_STOLEN and safety.names()[-1] == n.VEHICLE_RECOVERED
 
 
+def test_tracking_is_renewed_every_half_duration_while_the_car_is_stolen(safety):
+    created = []
+
+    class Commands:
+        def create(self, vehicle, user_id, type_, args, expires_in_s=None, idempotency_key=None):
+            created.append((type_, args["duration_s"], idempotency_key))
+            return type("Row", (), {"id": idempotency_key})(), True
+
+    service = TheftService(safety.engine, safety.announcer, lambda: Commands(), clock=safety.clock,
+                           tracking_duration_s=3600)
+    observer = TheftObserver(safety.engine, safety.announcer, theft=service, clock=safety.clock)
+    report = service.report(safety.car, safety.owner.id, None)
+
+    def position(seq: int) -> None:
+        safety.clock.now = T0 + seq * 60_000
+        observer.on_committed(telemetry(row(safety.car.id, seq, safety.clock.now, {
+            "Vehicle.CurrentLocation.Latitude": LAT + seq * 0.001, "Vehicle.CurrentLocation.Longitude": LON})))
+
+    for minute in range(1, 95):  # the car keeps reporting for an hour and a half
+        position(minute)
+    keys = [key for _type, _duration, key in created]
+    assert keys == [f"theft:{report.id}:track", f"theft:{report.id}:track:1", f"theft:{report.id}:track:2",
+                    f"theft:{report.id}:track:3"], "a new hour of tracking every 30 minutes"
+    service.recover(safety.car, None)
+    for minute in range(95, 200):
+        position(minute)
+    assert [key for _t, _d, key in created][4:] == [f"theft:{report.id}:untrack"], "recovered: no renewal"
+
+
 def test_a_tracking_command_the_cloud_cannot_send_does_not_undo_the_report(safety):
     class Refusing:
         def create(self, *_args, **_kwargs):
