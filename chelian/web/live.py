@@ -5,8 +5,11 @@ Protocol (JSON text frames), on `WS /api/v1/live`:
     client -> {"token": "<bearer token from POST /api/v1/auth/token>"}    (within AUTH_TIMEOUT_S)
     server -> {"type": "hello", "email": ..., "interval_ms": 300}
     server -> {"type": "snapshot", "server_ms": ..., "cars": [{vin, name, lat, lon, heading, speed,
-                                                              online, alert, ts_ms}, ...]}
+                                                              online, alert, ts_ms, fleet, owner}, ...]}
     server -> {"type": "cars", "server_ms": ..., "cars": [partial updates, one per changed car]}
+
+The cars are the user's own and those of the fleets they operate; `fleet` is the car's fleet
+(or null) and `owner` the owner's e-mail (null for the user's own cars).
 
 Why the token goes in the first message and not in the URL: URLs end up in proxy and access
 logs, a first frame does not; browsers cannot set an Authorization header on a WebSocket.

@@ -7,9 +7,14 @@ car merges over the older one (`dict.update`), and the connection flushes the wh
 one frame every `interval_s` (see routes.py). So a car costs at most one entry per flush
 however fast it reports, and a quiet fleet costs nothing.
 
-Why per subscriber, keyed by owner: isolation is decided once, here, when an update is
-routed: a row is only ever put into the pending dicts of subscriptions whose user owns the
-car. A stranger's subscription never sees the VIN at all.
+Why per subscriber, keyed by user: isolation is decided once, here, when an update is
+routed: a row is only ever put into the pending dicts of subscriptions whose user may see the
+car, i.e. its owner and the operators of its fleet (`vehicles.viewers_of`, the access rule
+read from the car's side). A stranger's subscription never sees the VIN at all.
+
+Who may see a car is cached for ACCESS_CACHE_S: a car taken out of a fleet (by
+`chelian fleet remove-vehicle`, often another process) stops reaching the fleet's operators
+within that time, while the REST API refuses them at once.
 
 Threads: `on_committed` runs on the ingest worker's thread, the flush on the web server's
 event loop; a `threading.Lock` guards the subscriber table and each pending dict, and both
@@ -30,10 +35,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from chelian.ingest.batch import WriteResult
-from chelian.storage.tables import vehicles
+from chelian.storage.repositories.vehicles import viewers_of
 
 LAT, LON = "Vehicle.CurrentLocation.Latitude", "Vehicle.CurrentLocation.Longitude"
 HEADING, SPEED = "Vehicle.CurrentLocation.Heading", "Vehicle.Speed"
@@ -42,8 +47,8 @@ PUSHED_SIGNALS = {LAT: "lat", LON: "lon", HEADING: "heading", SPEED: "speed"}
 ALERT_EVENTS = frozenset({"crash_detected", "breakdown", "dtc_set", "airbag_deployed", "theft_alarm"})
 """Event types that turn a car's marker to the alert colour for ALERT_WINDOW_MS."""
 ALERT_WINDOW_MS = 15 * 60_000
-OWNER_CACHE_S = 60.0
-"""How long a vehicle -> owner lookup is trusted; a re-registered car is routed right after this."""
+ACCESS_CACHE_S = 60.0
+"""How long a vehicle -> viewers lookup is trusted; a fleet change is routed right after this."""
 
 Update = dict[str, Any]
 
@@ -77,16 +82,16 @@ class Subscription:
 
 
 class PushHub:
-    """Routes newly committed rows to the subscriptions of each car's owner."""
+    """Routes newly committed rows to the subscriptions of everybody who may see each car."""
 
     def __init__(self, engine: Engine, clock: Any = time.monotonic) -> None:
         self.engine = engine
         self._clock = clock
         self._lock = threading.Lock()
         self._by_user: dict[int, set[Subscription]] = {}
-        self._owners: dict[int, tuple[int, str]] = {}
-        """vehicle_id -> (owner_id, vin)."""
-        self._owners_loaded_at = clock()
+        self._viewers: dict[int, tuple[str, frozenset[int]]] = {}
+        """vehicle_id -> (vin, ids of the users who may see it)."""
+        self._viewers_loaded_at = clock()
 
     # --- subscriptions (event loop) ------------------------------------------------------
 
@@ -118,31 +123,29 @@ class PushHub:
         updates = _updates(result)
         if not updates:
             return
-        owners = self._owners_of(list(updates))
-        by_owner: dict[int, list[tuple[str, Update]]] = {}
+        viewers = self._viewers_of(list(updates))
+        by_user: dict[int, list[tuple[str, Update]]] = {}
         for vehicle_id, update in updates.items():
-            owner = owners.get(vehicle_id)
-            if owner is not None:
-                owner_id, vin = owner
+            found = viewers.get(vehicle_id)
+            if found is not None:
+                vin, user_ids = found
                 update["vin"] = vin
-                by_owner.setdefault(owner_id, []).append((vin, update))
+                for user_id in user_ids:
+                    by_user.setdefault(user_id, []).append((vin, update))
         with self._lock:
-            targets = [(sub, items) for owner_id, items in by_owner.items()
-                       for sub in self._by_user.get(owner_id, ())]
+            targets = [(sub, items) for user_id, items in by_user.items()
+                       for sub in self._by_user.get(user_id, ())]
         for sub, items in targets:
             sub.put(items)
 
-    def _owners_of(self, vehicle_ids: list[int]) -> dict[int, tuple[int, str]]:
-        if self._clock() - self._owners_loaded_at > OWNER_CACHE_S:
-            self._owners, self._owners_loaded_at = {}, self._clock()
-        missing = [v for v in vehicle_ids if v not in self._owners]
+    def _viewers_of(self, vehicle_ids: list[int]) -> dict[int, tuple[str, frozenset[int]]]:
+        if self._clock() - self._viewers_loaded_at > ACCESS_CACHE_S:
+            self._viewers, self._viewers_loaded_at = {}, self._clock()
+        missing = [v for v in vehicle_ids if v not in self._viewers]
         if missing:
-            c = vehicles.c
             with self.engine.connect() as conn:
-                rows = conn.execute(select(c.id, c.owner_id, c.vin).where(c.id.in_(missing)))
-                for vid, owner_id, vin in rows:
-                    self._owners[vid] = (owner_id, vin)
-        return self._owners
+                self._viewers.update(viewers_of(conn, missing))
+        return self._viewers
 
 
 def _updates(result: WriteResult) -> dict[int, Update]:
