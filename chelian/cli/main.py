@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.logging import RichHandler
 
-from chelian.cli import agent, broker, db, demo, serve, sim, users, vehicles
+from chelian.cli import agent, broker, db, demo, fleets, serve, sim, users, vehicles
 from chelian.cli.common import (
     ConfigFile,
     DatabaseUrl,
@@ -65,6 +65,7 @@ def main(
 
 app.add_typer(users.app, name="user")
 app.add_typer(vehicles.app, name="vehicle")
+app.add_typer(fleets.app, name="fleet")
 app.add_typer(db.app, name="db")
 app.add_typer(broker.app, name="broker")
 app.command("sim")(sim.sim)

@@ -58,9 +58,10 @@ def add_vehicle(cli, vin: str = VIN, *extra: str):  # type: ignore[no-untyped-de
 def test_help_explains_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("user", "vehicle", "db", "sim"):
+    for command in ("user", "vehicle", "fleet", "db", "sim"):
         assert f" {command} " in result.output
-    groups = {"user": ["add"], "vehicle": ["add", "list", "rotate-secret"], "db": ["upgrade"]}
+    groups = {"user": ["add"], "vehicle": ["add", "list", "rotate-secret"], "db": ["upgrade"],
+              "fleet": ["create", "add-vehicle", "remove-vehicle", "add-operator", "remove-operator", "list"]}
     for group, commands in groups.items():
         group_help = runner.invoke(app, [group, "--help"])
         assert group_help.exit_code == 0

@@ -68,7 +68,8 @@ def add_vehicles(engine: Engine, fleet_name: str, vins: list[str]) -> list[str]:
 
 
 def remove_vehicles(engine: Engine, fleet_name: str, vins: list[str]) -> None:
-    """Take the cars out of the fleet, all or none: its operators lose access to them at once."""
+    """Take the cars out of the fleet, all or none: its operators lose them (the API at once, the
+    live map within `push.ACCESS_CACHE_S`)."""
     with engine.begin() as conn:
         fleet = _fleet(conn, fleet_name)
         cars = _cars(conn, vins)
