@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from chelian.errors import ChelianError, ConflictError, NotFoundError
 from chelian.ingest.batch import TelemetryRows, WriteResult
@@ -37,6 +37,7 @@ from chelian.storage.repositories import theft as repo
 from chelian.storage.repositories import vehicles as vehicles_repo
 from chelian.storage.repositories.theft import RECOVERED, TheftReport, TrackPoint
 from chelian.storage.repositories.vehicles import Vehicle
+from chelian.storage.tables import latest_state
 
 log = logging.getLogger("chelian.safety.theft")
 
@@ -255,6 +256,18 @@ class MovementGuard:
     radius_m: float = 50.0
     _cars: dict[int, _Parked] = field(default_factory=dict)
 
+    def correct(self, vehicle_id: int, locked: bool | None, power: str | None) -> bool:
+        """Take the car's lock and ignition from elsewhere (the stored latest state, which every
+        ingest worker writes); returns whether the car still counts as parked. Not parked:
+        the episode ends here (the next parking starts a new spot and may alert again)."""
+        car = self._cars.setdefault(vehicle_id, _Parked())
+        car.locked = locked if locked is not None else car.locked
+        car.power = power if power is not None else car.power
+        parked = bool(car.locked and car.power in PARKED_STATES)
+        if not parked:
+            car.spot, car.alerted = None, False
+        return parked
+
     def feed(self, row: TelemetryRows) -> Movement | None:
         car = self._cars.setdefault(row.vehicle_id, _Parked())
         locked, power = value(row, n.DRIVER_DOOR_LOCKED), value(row, n.POWER_STATE)
@@ -300,6 +313,10 @@ class TheftObserver:
     def on_committed(self, result: WriteResult) -> None:
         rows = sorted(result.new_telemetry, key=lambda m: (m.vehicle_id, m.ts_ms, m.seq))
         for movement in filter(None, map(self.guard.feed, rows)):
+            if not self._still_parked(movement.vehicle_id):
+                log.info("unauthorised_movement_dismissed vehicle_id=%d seq=%d: unlocked or switched on "
+                         "in a message this worker did not see", movement.vehicle_id, movement.seq)
+                continue
             vin = self.announcer.vin(movement.vehicle_id)
             log.warning("unauthorised_movement_detected vin=%s seq=%d", vin, movement.seq)
             self.announcer.publish(
@@ -310,6 +327,22 @@ class TheftObserver:
                 _public(movement),
             )
         self._track([r for r in rows if n.LATITUDE in r.samples and n.LONGITUDE in r.samples])
+
+    def _still_parked(self, vehicle_id: int) -> bool:
+        """Check the guard's memory against the stored latest state before alarming anyone.
+
+        With several ingest workers, the unlock and ignition-on of the owner driving off may
+        have gone to another worker; this worker's memory would still say "locked and off"
+        and a normal drive would look like a theft. The latest state holds what every worker
+        stored, newest device time first, so it has the unlock (once committed)."""
+        ls = latest_state.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ls.path, ls.value_num, ls.value_text).where(
+                ls.vehicle_id == vehicle_id, ls.path.in_((n.DRIVER_DOOR_LOCKED, n.POWER_STATE)))).all()
+        stored = {path: (num_, text) for path, num_, text in rows}
+        locked = stored.get(n.DRIVER_DOOR_LOCKED, (None, None))[0]
+        power = stored.get(n.POWER_STATE, (None, None))[1]
+        return self.guard.correct(vehicle_id, None if locked is None else locked == 1.0, power)
 
     def _track(self, positioned: list[TelemetryRows]) -> None:
         if not positioned:
