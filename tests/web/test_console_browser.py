@@ -3,7 +3,8 @@
 What runs is what ships: `Platform` (embedded broker, ingest with the push hub, HTTP API and
 console on free ports, a tmp data dir) and `Fleet` cars speaking MQTT. The browser signs in
 through the form, sees the cars' markers appear and move on the map, opens a car's page,
-sends it a lock command, and a second user who owns no car sees the empty state.
+sends it a lock command, and a second user who owns no car sees the empty state; a fleet
+operator sees only the fleet's car, labelled with its fleet and owner.
 
 Chromium comes from Debian (`apt-get install chromium`; scripts/test installs it when run as
 root), never from `playwright install`. Without it the test skips with that reason.
@@ -22,6 +23,7 @@ import pytest
 from chelian.config import Settings
 from chelian.runtime import Platform
 from chelian.services.accounts.signup import sign_up
+from chelian.services.fleet import fleets
 from chelian.services.fleet.sim_fleet import provision_fleet
 from chelian.sim.commands import command_executors
 from chelian.sim.fleet import Fleet, SimCarConfig
@@ -167,3 +169,22 @@ def test_another_user_sees_none_of_these_cars(stack, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / ".gitignore").write_text("*\n")
     page.screenshot(path=str(ARTIFACTS / "console-empty-phone.png"))
+
+
+def test_an_operator_sees_the_fleet_car_with_its_fleet_and_owner(stack, browser):
+    platform, fleet = stack
+    ops, vin = "ops@example.com", sorted(fleet.vins)[0]
+    sign_up(platform.engine, ops, PASSWORD)
+    fleets.create_fleet(platform.engine, "north")
+    fleets.add_vehicles(platform.engine, "north", [vin])
+    fleets.add_operator(platform.engine, "north", ops)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, platform.api_url, ops)
+    page.wait_for_function("window.chelianConsole.markers.size === 1", timeout=20_000)
+    assert list(marker_positions(page)) == [vin]  # ana's other car is not in the fleet
+    page.wait_for_selector(f"#fleet li[data-vin='{vin}'] .via:not(:empty)")
+    assert page.text_content(f"#fleet li[data-vin='{vin}'] .via") == f"fleet north · owner {ANA}"
+    assert page.text_content("#fleet-title") == "Your cars and fleets"
+    assert errors == []

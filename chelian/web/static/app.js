@@ -258,9 +258,16 @@
 
   // --- fleet list -------------------------------------------------------------------------
 
+  /* Which fleet a car is in and, if it is not yours, whose it is: what an operator needs to
+     tell the cars of many owners apart. Empty for an owner's own cars outside any fleet. */
+  function via(car) {
+    return [car.fleet && "fleet " + car.fleet, car.owner && "owner " + car.owner].filter(Boolean).join(" · ");
+  }
+
   function renderFleet() {
     const cars = [...state.cars.values()];
     $("fleet-count").textContent = cars.length ? `(${cars.length})` : "";
+    $("fleet-title").textContent = cars.some((c) => c.owner) ? "Your cars and fleets" : "Your cars";
     $("empty").hidden = cars.length > 0;
     const list = $("fleet");
     if (state.listDirty || list.children.length !== Math.min(cars.length, 300)) {
@@ -268,8 +275,9 @@
       list.replaceChildren(...cars.slice(0, 300).map((car) => {
         const li = document.createElement("li");
         li.dataset.vin = car.vin;
-        li.innerHTML = `<i class="dot"></i><span class="name"></span><span class="speed"></span>`;
-        li.querySelector(".name").textContent = (car.name || "") + " · " + car.vin;
+        li.innerHTML = `<i class="dot"></i><span class="name"><span class="title"></span><small class="via muted"></small></span><span class="speed"></span>`;
+        li.querySelector(".title").textContent = (car.name || "") + " · " + car.vin;
+        li.querySelector(".via").textContent = via(car);
         li.onclick = () => { location.hash = "#/car/" + car.vin; };
         return li;
       }));
