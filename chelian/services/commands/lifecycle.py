@@ -132,11 +132,10 @@ class CommandService:
         summary = f"{type_} {canonical(args).decode()} expiring in {expires_in_s}s"
         now, command_id, kid = self.clock(), uuid.uuid4().hex, self.platform_key.kid
         with self.autocommit.connect() as conn:
-            existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
-            if existing is not None:
-                return existing, False
-            # Committed on its own: if the insert below fails, the counter has a gap - harmless,
-            # cars only need counters never to repeat.
+            # No look-up of the Idempotency-Key first: nearly every key is new, and the insert
+            # below finds a repeat by itself (ON CONFLICT), then returns the first command.
+            # Committed on its own: if the insert does not happen, the counter has a gap -
+            # harmless, cars only need counters never to repeat.
             counter = repo.next_counter(conn, vehicle.id, kid)
             command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
             sealed = self.platform_key.seal(command.body(), id_hint=command_id)

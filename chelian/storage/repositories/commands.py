@@ -5,9 +5,10 @@ and an ack racing for one command cannot both win: whoever's UPDATE matches firs
 the others see rowcount 0. Which transitions are legal is business logic and lives in
 `services/commands/lifecycle.py`; this module only executes them.
 
-Counters are bumped with UPDATE ... RETURNING in the caller's transaction (both SQLite >= 3.35
-and PostgreSQL): on PostgreSQL the row lock serialises concurrent commands for the same car
-and key, on SQLite the database write lock does; either way no two commands share a number.
+Counters are bumped with INSERT ... ON CONFLICT DO UPDATE ... RETURNING in the caller's
+transaction (both SQLite >= 3.35 and PostgreSQL): on PostgreSQL the row lock serialises
+concurrent commands for the same car and key, on SQLite the database write lock does; either
+way no two commands share a number.
 """
 
 from __future__ import annotations
@@ -106,9 +107,19 @@ _GET = select(*_COLUMNS).where(commands.c.id == bindparam("command_id"))
 _BY_KEY = select(*_COLUMNS).where(commands.c.requested_by == bindparam("user_id"),
                                   commands.c.idempotency_key == bindparam("key"))
 _COUNTER = command_counters.c
-_BUMP = (update(command_counters)
-         .where(_COUNTER.vehicle_id == bindparam("b_vehicle_id"), _COUNTER.kid == bindparam("b_kid"))
-         .values(counter=_COUNTER.counter + 1).returning(_COUNTER.counter))
+
+
+def _bump(dialect_insert: Any) -> Any:
+    """INSERT ... ON CONFLICT DO UPDATE ... RETURNING: one statement, one round trip, for a
+    car's first command too (it used to take UPDATE, INSERT and UPDATE again)."""
+    return (dialect_insert(command_counters)
+            .values(vehicle_id=bindparam("b_vehicle_id"), kid=bindparam("b_kid"), counter=1)
+            .on_conflict_do_update(index_elements=[_COUNTER.vehicle_id, _COUNTER.kid],
+                                   set_={"counter": _COUNTER.counter + 1})
+            .returning(_COUNTER.counter))
+
+
+_BUMP = {"postgresql": _bump(pg_insert), "sqlite": _bump(sqlite_insert)}
 
 
 def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
@@ -132,14 +143,7 @@ def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
 
 def next_counter(conn: Connection, vehicle_id: int, kid: str) -> int:
     """The next counter for (car, key), atomically; the first is 1."""
-    params = {"b_vehicle_id": vehicle_id, "b_kid": kid}
-    value = conn.execute(_BUMP, params).scalar_one_or_none()
-    if value is None:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(dialect_insert(command_counters).values(vehicle_id=vehicle_id, kid=kid, counter=0)
-                     .on_conflict_do_nothing())
-        value = conn.execute(_BUMP, params).scalar_one()
-    return value
+    return conn.execute(_BUMP[conn.dialect.name], {"b_vehicle_id": vehicle_id, "b_kid": kid}).scalar_one()
 
 
 def _insert_once(dialect_insert: Any) -> Any:

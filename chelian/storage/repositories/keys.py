@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -71,11 +71,15 @@ def agent_key(conn: Connection, vehicle_id: int) -> AgentKey | None:
     return AgentKey(*row) if row else None
 
 
+_BY_VINS = (select(vehicles.c.vin, vehicles.c.id, *agent_keys.c).select_from(vehicles)
+            .outerjoin(agent_keys, agent_keys.c.vehicle_id == vehicles.c.id)
+            .where(vehicles.c.vin.in_(bindparam("vins", expanding=True))))
+"""Built once: the relay runs it for every batch of acks."""
+
+
 def vehicles_and_agent_keys(conn: Connection, vins: Iterable[str]) -> dict[str, tuple[int, AgentKey | None]]:
     """VIN -> (vehicle id, pinned key or None) in one round trip; unknown VINs are absent."""
-    rows = conn.execute(select(vehicles.c.vin, vehicles.c.id, *agent_keys.c).select_from(vehicles)
-                        .outerjoin(agent_keys, agent_keys.c.vehicle_id == vehicles.c.id)
-                        .where(vehicles.c.vin.in_(list(vins))))
+    rows = conn.execute(_BY_VINS, {"vins": list(vins)})
     return {r[0]: (r[1], AgentKey(*r[2:]) if r[2] is not None else None) for r in rows}
 
 
