@@ -10,8 +10,9 @@ from chelian.events import EventBus
 from chelian.runtime import build_detectors
 from chelian.services.geofences.detector import GeofenceDetector
 from chelian.services.safety.crash import CrashRules
+from chelian.services.safety.movement import MovementGuard
 from chelian.services.safety.platform import crash_rules
-from chelian.services.safety.theft import TRACKING_DURATION_S, TRACKING_INTERVAL_MS, MovementGuard
+from chelian.services.safety.theft import TRACKING_DURATION_S, TRACKING_INTERVAL_MS
 from chelian.services.trips.score import HARSH_ACCEL_MS2, HARSH_BRAKE_MS2, REARM_MS2
 from chelian.signals import Catalog
 from tests.factories import make_car, make_owner

@@ -222,7 +222,8 @@ class CrashObserver:
         if self.stored is None or detection.cause != "airbag":
             return False
         deployed = detection.detail.get("airbags", [])
-        if deployed and all(self.stored.previous(row, path, AIRBAG_LOOKBACK_MS) in (True, 1) for path in deployed):
+        stored = self.stored
+        if deployed and all(stored.previous(row, path, AIRBAG_LOOKBACK_MS) in (True, 1) for path in deployed):
             log.info("airbag_already_deployed vehicle_id=%d seq=%d", row.vehicle_id, row.seq)
             return True
         return False

@@ -25,8 +25,9 @@ from chelian.services.safety.contacts import ContactService
 from chelian.services.safety.crash import CrashObserver, CrashRules
 from chelian.services.safety.history import StoredTelemetry
 from chelian.services.safety.incidents import IncidentService
+from chelian.services.safety.movement import MovementGuard
 from chelian.services.safety.roadside import RoadsideObserver, RoadsideService
-from chelian.services.safety.theft import CommandCreator, MovementGuard, TheftObserver, TheftService
+from chelian.services.safety.theft import CommandCreator, TheftObserver, TheftService
 from chelian.signals import Catalog
 
 

@@ -8,19 +8,14 @@ position) is announced (`stolen_vehicle_moved`); the owner may ask for a
 remote immobilise (a signed `immobilise` command through chelian.services.commands, which
 the car carries out once stationary), and a recovery report closes it with notes.
 
-Unauthorised movement: a car that is locked (driver door) with the ignition OFF/LOCK and
-then goes faster than `speed_kmh` or ends up more than `radius_m` from where it was parked
-is being towed or stolen. The radius is what tells GPS jitter of a parked car (typically
-5-20 m) from real movement; one alert per parked episode, re-armed by unlocking or
-switching on. The parking spot is remembered in memory: after a restart the first
-position seen while parked becomes the spot.
+Unauthorised movement (`movement.py` decides; `TheftObserver` announces): a car that is
+locked with the ignition off and then moves is being towed or stolen.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
@@ -30,7 +25,8 @@ from chelian.ingest.batch import TelemetryRows, WriteResult
 from chelian.services.commands.catalog import TRACKING_MAX_DURATION_S
 from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
-from chelian.services.safety.geo import distance_m, num, value
+from chelian.services.safety.geo import distance_m, num
+from chelian.services.safety.movement import MovementGuard
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as commands_repo
 from chelian.storage.repositories import theft as repo
@@ -41,7 +37,6 @@ from chelian.storage.tables import latest_state
 
 log = logging.getLogger("chelian.safety.theft")
 
-PARKED_STATES = frozenset({"OFF", "LOCK"})
 TRACKING_INTERVAL_MS = 1_000
 TRACKING_DURATION_S = 6 * 3600
 """How long a stolen car reports at high rate unless recovered first (Settings override both)."""
@@ -227,70 +222,6 @@ class TheftService:
         return report
 
 
-@dataclass(frozen=True, slots=True)
-class Movement:
-    vehicle_id: int
-    seq: int
-    ts_ms: int
-    latitude: float | None
-    longitude: float | None
-    speed_kmh: float | None
-    distance_m: float | None
-
-
-@dataclass(slots=True)
-class _Parked:
-    locked: bool | None = None
-    power: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    spot: tuple[float, float] | None = None
-    alerted: bool = False
-
-
-@dataclass
-class MovementGuard:
-    """Pure and synchronous: feed it one car's messages in order, it returns movements."""
-
-    speed_kmh: float = 5.0
-    radius_m: float = 50.0
-    _cars: dict[int, _Parked] = field(default_factory=dict)
-
-    def correct(self, vehicle_id: int, locked: bool | None, power: str | None) -> bool:
-        """Take the car's lock and ignition from elsewhere (the stored latest state, which every
-        ingest worker writes); returns whether the car still counts as parked. Not parked:
-        the episode ends here (the next parking starts a new spot and may alert again)."""
-        car = self._cars.setdefault(vehicle_id, _Parked())
-        car.locked = locked if locked is not None else car.locked
-        car.power = power if power is not None else car.power
-        parked = bool(car.locked and car.power in PARKED_STATES)
-        if not parked:
-            car.spot, car.alerted = None, False
-        return parked
-
-    def feed(self, row: TelemetryRows) -> Movement | None:
-        car = self._cars.setdefault(row.vehicle_id, _Parked())
-        locked, power = value(row, n.DRIVER_DOOR_LOCKED), value(row, n.POWER_STATE)
-        car.locked = (locked == 1.0) if locked is not None else car.locked
-        car.power = power if isinstance(power, str) else car.power
-        car.latitude = num(row, n.LATITUDE) if num(row, n.LATITUDE) is not None else car.latitude
-        car.longitude = num(row, n.LONGITUDE) if num(row, n.LONGITUDE) is not None else car.longitude
-        if not (car.locked and car.power in PARKED_STATES):
-            car.spot, car.alerted = None, False
-            return None
-        here = (
-            (car.latitude, car.longitude) if car.latitude is not None and car.longitude is not None else None
-        )
-        if car.spot is None:
-            car.spot = here
-        speed = num(row, n.SPEED)
-        moved = distance_m(*car.spot, *here) if car.spot and here else None
-        if car.alerted or not ((speed or 0.0) > self.speed_kmh or (moved or 0.0) > self.radius_m):
-            return None
-        car.alerted = True
-        return Movement(row.vehicle_id, row.seq, row.ts_ms, car.latitude, car.longitude, speed, moved)
-
-
 class TheftObserver:
     """Ingest commit observer: tracks stolen cars and raises the unauthorised-movement alarm."""
 
@@ -324,7 +255,7 @@ class TheftObserver:
                 movement.vehicle_id,
                 movement.ts_ms,
                 f"unauthorised:{vin}:{movement.seq}",
-                _public(movement),
+                movement.public(),
             )
         self._track([r for r in rows if n.LATITUDE in r.samples and n.LONGITUDE in r.samples])
 
@@ -377,7 +308,6 @@ class TheftObserver:
                 },
             )
 
-
     def _keep_tracking(self, vehicle_ids: set[int]) -> None:
         if self.theft is None:
             return
@@ -386,12 +316,3 @@ class TheftObserver:
             if now - self._renewal_checked.get(vehicle_id, -RENEWAL_CHECK_MS) >= RENEWAL_CHECK_MS:
                 self._renewal_checked[vehicle_id] = now
                 self.theft.keep_tracking(vehicle_id)
-
-
-def _public(m: Movement) -> dict[str, Any]:
-    return {
-        "latitude": m.latitude,
-        "longitude": m.longitude,
-        "speed_kmh": m.speed_kmh,
-        "distance_m": None if m.distance_m is None else round(m.distance_m, 1),
-    }

@@ -14,8 +14,8 @@ because it predicts collisions better. The last term costs half a point per km/h
 130 km/h (the highest general motorway limit in Europe). A harsh event is a longitudinal
 acceleration <= -3.5 m/s^2 (braking) or >= 3.0 m/s^2 (accelerating), counted once per
 excursion (re-armed when |a| falls under 2.0 m/s^2; all three are settings:
-`trip_harsh_braking_ms2`, `trip_harsh_acceleration_ms2`, `trip_harsh_rearm_ms2`); without an accelerometer signal the
-derivative of `Vehicle.Speed` between samples at most 5 s apart stands in.
+`trip_harsh_braking_ms2`, `trip_harsh_acceleration_ms2`, `trip_harsh_rearm_ms2`); without
+an accelerometer signal the derivative of `Vehicle.Speed` between samples at most 5 s apart stands in.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ import pytest
 
 from chelian.errors import ConflictError, NotFoundError, ValidationError
 from chelian.services.safety import names as n
-from chelian.services.safety.theft import MovementGuard, TheftObserver, TheftService
+from chelian.services.safety.movement import MovementGuard
+from chelian.services.safety.theft import TheftObserver, TheftService
 from chelian.storage.repositories import theft as repo
 from tests.services.safety.helpers import row, telemetry
 
@@ -152,14 +153,15 @@ def test_tracking_is_renewed_every_half_duration_while_the_car_is_stolen(safety)
 
     def position(seq: int) -> None:
         safety.clock.now = T0 + seq * 60_000
-        observer.on_committed(telemetry(row(safety.car.id, seq, safety.clock.now, {
-            "Vehicle.CurrentLocation.Latitude": LAT + seq * 0.001, "Vehicle.CurrentLocation.Longitude": LON})))
+        signals = {"Vehicle.CurrentLocation.Latitude": LAT + seq * 0.001,
+                   "Vehicle.CurrentLocation.Longitude": LON}
+        observer.on_committed(telemetry(row(safety.car.id, seq, safety.clock.now, signals)))
 
     for minute in range(1, 95):  # the car keeps reporting for an hour and a half
         position(minute)
     keys = [key for _type, _duration, key in created]
-    assert keys == [f"theft:{report.id}:track", f"theft:{report.id}:track:1", f"theft:{report.id}:track:2",
-                    f"theft:{report.id}:track:3"], "a new hour of tracking every 30 minutes"
+    assert keys == [f"theft:{report.id}:track", *(f"theft:{report.id}:track:{n}" for n in (1, 2, 3))], \
+        "a new hour of tracking every 30 minutes"
     service.recover(safety.car, None)
     for minute in range(95, 200):
         position(minute)
