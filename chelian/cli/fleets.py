@@ -77,7 +77,8 @@ def remove_operator(settings: Settings, name: Name, email: Email) -> None:
 @with_settings()
 def list_(
     settings: Settings,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json",
+                                          help="Print machine-readable JSON instead of a table.")] = False,
 ) -> None:
     """List every fleet with its cars (and their owners) and its operators."""
     with database(settings) as engine:

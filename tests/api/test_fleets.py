@@ -69,7 +69,8 @@ def test_an_operators_command_is_sent_and_audited_as_the_operator(client, engine
     assert r.status_code == 202, r.text
     assert [vin for _, vin, _ in service.sent] == [VIN_B]
     with engine.connect() as conn:
-        requested_by = conn.execute(select(users.c.email).join(commands, commands.c.requested_by == users.c.id)
+        requested_by = conn.execute(select(users.c.email)
+                                    .join(commands, commands.c.requested_by == users.c.id)
                                     .where(commands.c.id == r.json()["id"])).scalar_one()
     assert requested_by == ops.email
     read = client.get(f"/api/v1/vehicles/{VIN_B}/commands/{r.json()['id']}", headers=ops.headers)
@@ -115,9 +116,11 @@ def test_fleets_lists_what_the_caller_operates_with_owners(client, people):
 def test_an_operator_may_fence_a_fleet_car_but_not_another(client, people):
     ana, ben, ops = people
     circle = {"latitude": 42.5, "longitude": 1.5, "radius_m": 200}
-    r = client.post("/api/v1/geofences", headers=ops.headers, json={"name": "depot", "vin": VIN_B, "circle": circle})
+    r = client.post("/api/v1/geofences", headers=ops.headers,
+                    json={"name": "depot", "vin": VIN_B, "circle": circle})
     assert r.status_code == 201, r.text
     listed = client.get("/api/v1/geofences", headers=ops.headers).json()["data"]
     assert [f["vin"] for f in listed] == [VIN_B]
-    r = client.post("/api/v1/geofences", headers=ops.headers, json={"name": "x", "vin": VIN_A, "circle": circle})
+    r = client.post("/api/v1/geofences", headers=ops.headers,
+                    json={"name": "x", "vin": VIN_A, "circle": circle})
     assert r.status_code == 404

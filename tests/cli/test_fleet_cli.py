@@ -8,7 +8,13 @@ import pytest
 
 from chelian.storage.db import make_engine
 from chelian.storage.repositories import users, vehicles
-from tests.cli.test_cli import VIN, add_vehicle, assert_clean_failure, cli  # noqa: F401 - cli is a fixture
+from tests.cli.test_cli import (  # noqa: F401 - cli and _no_stray_settings are fixtures, used by name
+    VIN,
+    _no_stray_settings,
+    add_vehicle,
+    assert_clean_failure,
+    cli,
+)
 
 OTHER_VIN = "WVWZZZ1JZ3W386752"
 
@@ -29,7 +35,8 @@ def test_create_fill_operate_list_and_empty_a_fleet(world, database_url):
     added = cli("fleet", "add-vehicle", "north", VIN.lower(), OTHER_VIN)
     assert added.exit_code == 0 and f"added {VIN}, {OTHER_VIN} to fleet north" in added.stdout
     assert "nothing to do" in cli("fleet", "add-vehicle", "north", VIN).stdout
-    assert "ops@example.com operates fleet north" in cli("fleet", "add-operator", "north", "ops@example.com").stdout
+    operate = cli("fleet", "add-operator", "north", "ops@example.com")
+    assert operate.exit_code == 0 and "ops@example.com operates fleet north" in operate.stdout
     listed = cli("fleet", "list", "--json")
     assert listed.exit_code == 0
     assert json.loads(listed.stdout) == [{"name": "north", "operators": ["ops@example.com"], "vehicles": [

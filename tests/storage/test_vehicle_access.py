@@ -8,7 +8,7 @@ from tests.factories import make_car, make_owner
 
 
 def _world(engine):  # type: ignore[no-untyped-def]
-    """ana and ben own a car each, cy owns one outside any fleet; ops operates fleet "north" with ben's car."""
+    """ana, ben and cy own a car each; ops operates fleet "north", which holds ben's car."""
     ana, ben, cy, ops = (make_owner(engine) for _ in range(4))
     cars = {who: make_car(engine, owner).vin for who, owner in (("ana", ana), ("ben", ben), ("cy", cy))}
     create_fleet(engine, "north")

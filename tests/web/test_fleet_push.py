@@ -18,7 +18,8 @@ def ops(client, engine):
     """A user who owns no car and operates fleet "north"; returns (user id, token)."""
     email = "ops@example.com"
     assert client.post("/api/v1/users", json={"email": email, "password": PASSWORD}).status_code == 201
-    token = client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD}).json()["access_token"]
+    login = client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    token = login.json()["access_token"]
     fleets.create_fleet(engine, "north")
     fleets.add_operator(engine, "north", email)
     with engine.connect() as conn:
@@ -30,7 +31,8 @@ def test_the_hub_delivers_fleet_cars_to_the_operator_and_to_the_owner(engine, an
     hub = PushHub(engine)
     sub_ops, sub_ana, sub_ben = hub.subscribe(ops[0]), hub.subscribe(ana.user_id), hub.subscribe(ben.user_id)
     moves = [position(ana.vehicle_id, 1, 42.0, -83.0), position(ben.vehicle_id, 1, 43.0, -84.0)]
-    hub.on_committed(committed(moves, [event(ana.vehicle_id, "crash_detected")], [status(ana.vehicle_id, False)]))
+    hub.on_committed(committed(moves, [event(ana.vehicle_id, "crash_detected")],
+                               [status(ana.vehicle_id, False)]))
     got_ops = sub_ops.take()
     assert list(got_ops) == [ben.vin] and got_ops[ben.vin]["lat"] == 43.0
     assert set(sub_ben.take()) == {ben.vin}  # the owner still gets their car

@@ -17,7 +17,8 @@ class FleetVehiclePublic(BaseModel):
     model: str
     year: int
     online: bool
-    owner: str = Field(description="E-mail of the car's legal owner (operating a fleet does not make you one)")
+    owner: str = Field(description="E-mail of the car's legal owner (operating a fleet does not make "
+                                   "you one)")
 
     @classmethod
     def of(cls, car: FleetCar) -> FleetVehiclePublic:

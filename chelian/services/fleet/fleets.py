@@ -57,7 +57,8 @@ def add_vehicles(engine: Engine, fleet_name: str, vins: list[str]) -> list[str]:
         fleet = _fleet(conn, fleet_name)
         cars = _cars(conn, vins)
         current = repo.fleet_names_of(conn, [c.id for c in cars])
-        elsewhere = [f"{c.vin} (in {current[c.id]})" for c in cars if current.get(c.id, fleet.name) != fleet.name]
+        elsewhere = [f"{c.vin} (in {current[c.id]})" for c in cars
+                     if current.get(c.id, fleet.name) != fleet.name]
         if elsewhere:
             raise ConflictError(f"a vehicle is in one fleet at most; remove it from its fleet first: "
                                 f"{', '.join(elsewhere)}")

@@ -70,7 +70,8 @@ def fleet_names_of(conn: Connection, vehicle_ids: list[int]) -> dict[int, str]:
 def add_vehicle(conn: Connection, fleet_id: int, vehicle_id: int, added_ms: int) -> None:
     """Raises ConflictError if the car is already in a fleet (the primary key says at most one)."""
     try:
-        conn.execute(insert(fleet_vehicles).values(fleet_id=fleet_id, vehicle_id=vehicle_id, added_ms=added_ms))
+        conn.execute(insert(fleet_vehicles).values(fleet_id=fleet_id, vehicle_id=vehicle_id,
+                                                   added_ms=added_ms))
     except IntegrityError as exc:
         raise ConflictError(f"vehicle {vehicle_id} is already in a fleet") from exc
 
@@ -99,7 +100,8 @@ def remove_operator(conn: Connection, fleet_id: int, user_id: int) -> bool:
 def cars_in(conn: Connection, fleet_ids: list[int]) -> dict[int, list[FleetCar]]:
     """fleet_id -> its cars ordered by VIN (every asked-for fleet has an entry, maybe empty)."""
     v = vehicles.c
-    rows = conn.execute(select(fleet_vehicles.c.fleet_id, v.vin, v.make, v.model, v.year, v.online, users.c.email)
+    rows = conn.execute(select(fleet_vehicles.c.fleet_id, v.vin, v.make, v.model, v.year, v.online,
+                               users.c.email)
                         .join(vehicles, v.id == fleet_vehicles.c.vehicle_id)
                         .join(users, users.c.id == v.owner_id)
                         .where(fleet_vehicles.c.fleet_id.in_(fleet_ids)).order_by(v.vin))
