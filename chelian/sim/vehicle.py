@@ -57,7 +57,10 @@ PHASES: dict[str, Phase] = {
     "alighting": Phase(2, 6, "parked", "OFF", doors_open=True, locked=False),
     # After a crash or a breakdown: where it stopped, electrics on, for good.
     "stranded": Phase(0, 0, "stranded", "ACC", doors_open=False, locked=False),
+    # Stolen on a tow truck: locked, switched off, and moving; parked again where it is dropped.
+    "towed": Phase(0, 0, "parked", "OFF", doors_open=False, locked=True),
 }
+MOVING_PHASES = frozenset({"driving", "towed"})
 
 
 class Behaviour(Protocol):
@@ -82,6 +85,8 @@ class SimVehicle:
         self.trip_m = 0.0
         self.trip_s = 0.0
         self.trip_target_m = 0.0
+        self.towed_m = 0.0
+        """How far a tow truck has carried the car (its odometer does not count it)."""
         self.weather = Weather(base_c=rng.uniform(2, 26))
         outside = self.weather.step(0.0, clock_s, rng)
         self.cabin = Cabin(temperature_c=outside)
@@ -110,7 +115,9 @@ class SimVehicle:
         self.clock_s += dt_s
         phase = PHASES[self.phase]
         ignition_on = phase.ignition == "ON"
-        moved = self.mover.step(dt_s) if self.phase == "driving" else 0.0
+        moved = self.mover.step(dt_s) if self.phase in MOVING_PHASES else 0.0
+        if self.phase == "towed":  # on a flatbed: the wheels stand still, only the position moves
+            self.towed_m, moved = self.towed_m + moved, 0.0
         self.odometer_m += moved
         self.trip_m += moved
         self.trip_s += dt_s if self.phase == "driving" else 0.0
@@ -129,12 +136,14 @@ class SimVehicle:
     def _advance_phase(self, dt_s: float) -> None:
         if self.phase == "stranded":
             return
-        if self.phase == "driving":
-            if self.trip_m >= self.trip_target_m and not self.mover.finishing:
+        if self.phase in MOVING_PHASES:
+            covered = self.towed_m if self.phase == "towed" else self.trip_m
+            if covered >= self.trip_target_m and not self.mover.finishing:
                 self.mover.finish()
             if self.mover.parked:
-                self._event("trip_ended", distance_m=round(self.trip_m), duration_s=round(self.trip_s))
-                self._enter(PHASES["driving"].next)
+                if self.phase == "driving":
+                    self._event("trip_ended", distance_m=round(self.trip_m), duration_s=round(self.trip_s))
+                self._enter(PHASES[self.phase].next)
             return
         self.phase_left_s -= dt_s
         if self.phase_left_s <= 0 and not self.energy.charging:
@@ -142,6 +151,11 @@ class SimVehicle:
             if upcoming == "driving" and self.controls.immobilised:
                 upcoming = "alighting"  # it will not start: the driver gives up and gets out
             self._enter(upcoming)
+
+    def tow(self) -> None:
+        """Be carried away on a tow truck (a theft): locked, ignition off, wheels still (speed 0,
+        odometer unchanged), only the position moves along the roads; then dropped, parked."""
+        self._enter("towed")
 
     def _enter(self, name: str) -> None:
         phase = PHASES[name]
@@ -152,14 +166,15 @@ class SimVehicle:
         if phase.doors_open and self.rng.random() < PASSENGER_CHANCE:
             doors.add(self.rng.choice(DOORS[1:]))
         self.open_doors = frozenset(doors)
-        if name == "driving":
-            self.trip_m, self.trip_s = 0.0, 0.0
+        if name in MOVING_PHASES:
+            self.trip_m, self.trip_s, self.towed_m = 0.0, 0.0, 0.0
             self.trip_target_m = self.rng.uniform(*TRIP_M)
             route = self._plan_route()
             if route is not None:  # park where the route ends, give or take a crossing
                 self.trip_target_m = max(1.0, self.network.route_length_m(route) - 1.0)  # type: ignore[attr-defined]
             self.mover.depart(route)
-            self._event("trip_started", odometer_m=int(self.odometer_m))
+            if name == "driving":
+                self._event("trip_started", odometer_m=int(self.odometer_m))
 
     def _plan_route(self) -> list[int] | None:
         """On a network that routes (OSM roads): the shortest way to a random destination a
@@ -207,7 +222,8 @@ class SimVehicle:
 
     def signals(self) -> dict[str, Any]:
         phase = PHASES[self.phase]
-        speed_kmh = round(self.mover.speed_ms * 3.6, 1)
+        on_wheels = self.phase != "towed"
+        speed_kmh = round(self.mover.speed_ms * 3.6, 1) if on_wheels else 0.0
         lat, lon = self.mover.latlon
         running = phase.ignition == "ON"
         out: dict[str, Any] = {
@@ -218,7 +234,7 @@ class SimVehicle:
             "Vehicle.CurrentLocation.Latitude": round(lat, 7),
             "Vehicle.CurrentLocation.Longitude": round(lon, 7),
             "Vehicle.CurrentLocation.Heading": round(self.mover.heading_deg, 1) % 360.0,
-            "Vehicle.Acceleration.Longitudinal": round(self.mover.accel_ms2, 2),
+            "Vehicle.Acceleration.Longitudinal": round(self.mover.accel_ms2, 2) if on_wheels else 0.0,
             "Vehicle.LowVoltageSystemState": phase.ignition,
             "Vehicle.LowVoltageBattery.CurrentVoltage": round(self.battery.voltage, 2),
             "Vehicle.Powertrain.Type": self.model.powertrain,

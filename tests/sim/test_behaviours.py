@@ -130,3 +130,26 @@ def test_scenario_specs_parse_and_refuse_nonsense():
     for bad in ("crash", "crash:x", "explode:1", "crash:1@soon"):
         with pytest.raises(ValueError):
             parse_scenario(bad)
+
+
+def test_towed_car_moves_away_locked_and_switched_off_and_the_guard_alerts_once():
+    from chelian.services.safety.geo import distance_m
+    from chelian.services.safety.movement import MovementGuard
+    from chelian.sim.behaviours import Towed
+    from tests.services.safety.helpers import row
+
+    car = SimVehicle(COMBUSTION, GRID, seed=8)
+    towed = Towed(after_s=5)
+    car.behaviours.append(towed)
+    samples = run(car, 1200)
+    assert towed.happened and towed.dropped
+    start, end = samples[0], samples[-1]
+    assert all(s[DRIVER_LOCK] and s["Vehicle.LowVoltageSystemState"] == "OFF" for s in samples)
+    assert all(s["Vehicle.Speed"] == 0.0 for s in samples), "on the flatbed the wheels stand still"
+    assert end["Vehicle.TraveledDistance"] == start["Vehicle.TraveledDistance"]
+    assert max(distance_m(start[LAT], start[LON], s[LAT], s[LON]) for s in samples) > 200
+    assert len({(s[LAT], s[LON]) for s in samples[-60:]}) == 1, "dropped somewhere, standing"
+    assert "trip_started" not in [kind for kind, _ in car.drain_events()], "nobody drove it"
+    guard = MovementGuard()
+    alerts = [m for i, s in enumerate(samples) if (m := guard.feed(row(1, i, 1_000_000 + i * 1000, s)))]
+    assert len(alerts) == 1
