@@ -26,7 +26,7 @@ from chelian.services.commands.catalog import TRACKING_MAX_DURATION_S
 from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
 from chelian.services.safety.geo import distance_m, num
-from chelian.services.safety.movement import MovementGuard
+from chelian.services.safety.movement import Movement, MovementGuard
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as commands_repo
 from chelian.storage.repositories import theft as repo
@@ -34,6 +34,7 @@ from chelian.storage.repositories import vehicles as vehicles_repo
 from chelian.storage.repositories.theft import RECOVERED, TheftReport, TrackPoint
 from chelian.storage.repositories.vehicles import Vehicle
 from chelian.storage.tables import latest_state
+from chelian.storage.tables_rules import alerts
 
 log = logging.getLogger("chelian.safety.theft")
 
@@ -41,6 +42,8 @@ TRACKING_INTERVAL_MS = 1_000
 TRACKING_DURATION_S = 6 * 3600
 """How long a stolen car reports at high rate unless recovered first (Settings override both)."""
 RENEWAL_CHECK_MS = 60_000
+REPEAT_ALERT_MS = 30 * 60_000
+"""Unauthorised movement of a car already alerted this recently is the same theft."""
 
 
 class CommandCreator(Protocol):
@@ -248,6 +251,10 @@ class TheftObserver:
                 log.info("unauthorised_movement_dismissed vehicle_id=%d seq=%d: unlocked or switched on "
                          "in a message this worker did not see", movement.vehicle_id, movement.seq)
                 continue
+            if self._alerted_lately(movement):
+                log.info("unauthorised_movement_repeated vehicle_id=%d seq=%d: already alerted",
+                         movement.vehicle_id, movement.seq)
+                continue
             vin = self.announcer.vin(movement.vehicle_id)
             log.warning("unauthorised_movement_detected vin=%s seq=%d", vin, movement.seq)
             self.announcer.publish(
@@ -274,6 +281,16 @@ class TheftObserver:
         locked = stored.get(n.DRIVER_DOOR_LOCKED, (None, None))[0]
         power = stored.get(n.POWER_STATE, (None, None))[1]
         return self.guard.correct(vehicle_id, None if locked is None else locked == 1.0, power)
+
+    def _alerted_lately(self, movement: Movement) -> bool:
+        """Whether this car's theft was already alerted (by another ingest worker, whose own
+        parking spot saw the same move) within REPEAT_ALERT_MS: one theft, one alert."""
+        c = alerts.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(c.id).where(
+                c.vehicle_id == movement.vehicle_id, c.type == n.UNAUTHORISED_MOVEMENT_DETECTED,
+                c.ts_ms >= movement.ts_ms - REPEAT_ALERT_MS, c.ts_ms <= movement.ts_ms).limit(1)).first()
+        return found is not None
 
     def _track(self, positioned: list[TelemetryRows]) -> None:
         if not positioned:
