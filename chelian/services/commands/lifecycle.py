@@ -44,7 +44,7 @@ from chelian.services.commands.envelope import (
 )
 from chelian.services.commands.keys import PlatformKey
 from chelian.services.commands.notify import POLL_S, Notifier
-from chelian.services.commands.wakeups import announce
+from chelian.services.commands.wakeups import CHANNEL, MAX_PAYLOAD_BYTES, announce
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories.commands import CommandRow, Settled
@@ -245,10 +245,8 @@ class CommandService:
     # --- what the relay calls ------------------------------------------------------------
 
     def mark_sent(self, command_ids: list[str], sent_ms: int | None = None) -> list[str]:
-        """Durability relaxed: losing a `sent` mark in a database crash only means a resend,
-        which the car answers from memory."""
-        with self.engine.begin() as conn:
-            repo.relax_durability(conn)
+        """One statement, so autocommit: one round trip instead of BEGIN, UPDATE and COMMIT."""
+        with self.autocommit.connect() as conn:
             return repo.mark_sent(conn, command_ids, sent_ms or self.clock(), TRANSITIONS[SENT], SENT)
 
     def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,
@@ -283,15 +281,15 @@ class CommandService:
         finished_ms), each only if it answers the envelope sent under that id; one transaction
         for the lot. Returns {(id, env_hash): Settled} for those that moved.
 
-        Durability relaxed: the car keeps its answers, so an ack lost in a database crash comes
-        back with the next resend."""
+        On PostgreSQL one statement settles the batch and NOTIFYs the other processes' waiters
+        (wakeups.py) in the same transaction; autocommit, so that is one round trip."""
         by_key = {(ack["id"], ack["env_hash"]): ack for ack in acks}
-        with self.engine.begin() as conn:
-            repo.relax_durability(conn)
-            moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM)
-            changes = {key[0]: {name: by_key[key][name] for name in SETTLED_FIELDS}
-                       | {"sent_ms": done.sent_ms, "last_sent_ms": done.last_sent_ms, "attempts": done.attempts}
-                       for key, done in moved.items()}
-            announce(conn, self.notifier.origin, changes)  # delivered at COMMIT: other processes
+        postgres = self.engine.dialect.name == "postgresql"
+        with self.autocommit.connect() if postgres else self.engine.begin() as conn:
+            moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM,
+                                     notify=(CHANNEL, self.notifier.origin, MAX_PAYLOAD_BYTES))
+        changes = {key[0]: {name: by_key[key][name] for name in SETTLED_FIELDS}
+                   | {"sent_ms": done.sent_ms, "last_sent_ms": done.last_sent_ms, "attempts": done.attempts}
+                   for key, done in moved.items()}
         self.notifier.notify(list(changes), changes)  # this process: no round trip
         return moved

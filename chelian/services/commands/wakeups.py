@@ -3,9 +3,10 @@ wakes the requests waiting on that command in every other one.
 
 Each API process of `chelian serve --workers N` runs its own relay in the shared ack group,
 so the relay that settles a command is often not in the process whose request waits for it.
-The settling transaction calls `announce()`: PostgreSQL delivers a NOTIFY at COMMIT, never
-before and never for a rolled-back transaction, so a woken waiter always finds the committed
-outcome. Each process runs one `Listener` thread holding a connection in `LISTEN`, which
+The transaction that changes a command announces it: acks through the settling statement
+itself (`repositories.commands.settle_many(..., notify=...)`, one round trip), expiries and
+forced outcomes through `announce()`. PostgreSQL delivers a NOTIFY at COMMIT, never before
+and never for a rolled-back transaction, so a woken waiter always finds the committed outcome. Each process runs one `Listener` thread holding a connection in `LISTEN`, which
 hands every notification to its in-process `Notifier`.
 
 Nothing is lost to ordering: a waiter registers its watch *before* it reads the command
@@ -19,9 +20,9 @@ notifications of its own origin; a change too big for NOTIFY's 8000-byte limit g
 `c`, and its waiters re-read the row.
 
 Example:
-    with engine.begin() as conn:                       # the settling transaction
-        moved = repo.settle_many(conn, acks, ...)
-        announce(conn, notifier.origin, changes)       # delivered at COMMIT
+    with engine.begin() as conn:                       # the transaction that expires them
+        expired = repo.expire_due(conn, ...)
+        announce(conn, notifier.origin, dict.fromkeys(expired))   # delivered at COMMIT
     Listener(engine, notifier).start()                 # once per process
 """
 

@@ -240,14 +240,39 @@ UPDATE commands AS c
 RETURNING c.id, c.env_hash, c.type, c.created_ms, c.sent_ms, c.last_sent_ms, c.attempts
 """
 
+# The same UPDATE, and a NOTIFY per moved command in the same statement (so in the same
+# transaction, even in autocommit): {"o": origin, "id", "c": what changed}, or "c": null when
+# that would not fit in a NOTIFY payload.
+_SETTLE_MANY_PG_NOTIFY = """
+WITH moved AS (""" + _SETTLE_MANY_PG.replace("RETURNING c.id, c.env_hash, c.type, c.created_ms, c.sent_ms, "
+                                             "c.last_sent_ms, c.attempts",
+                                             "RETURNING c.id, c.env_hash, c.type, c.created_ms, c.sent_ms, "
+                                             "c.last_sent_ms, c.attempts, c.status, c.reason, c.result, "
+                                             "c.acked_ms, c.car_ts_ms, c.finished_ms") + """),
+note AS (
+  SELECT m.*, json_build_object('o', %(origin)s::text, 'id', m.id, 'c', json_build_object(
+           'status', m.status, 'reason', m.reason, 'result', m.result, 'acked_ms', m.acked_ms,
+           'car_ts_ms', m.car_ts_ms, 'finished_ms', m.finished_ms, 'sent_ms', m.sent_ms,
+           'last_sent_ms', m.last_sent_ms, 'attempts', m.attempts))::text AS payload
+    FROM moved AS m)
+SELECT id, env_hash, type, created_ms, sent_ms, last_sent_ms, attempts,
+       pg_notify(%(channel)s::text, CASE WHEN octet_length(payload) <= %(max_bytes)s::int THEN payload
+                                   ELSE json_build_object('o', %(origin)s::text, 'id', id, 'c', NULL)::text END)
+  FROM note
+"""
 
-def settle_many(conn: Connection, acks: list[dict[str, Any]],
-                allowed_from: Iterable[str]) -> dict[tuple[str, str], Settled]:
+
+def settle_many(conn: Connection, acks: list[dict[str, Any]], allowed_from: Iterable[str], *,
+                notify: tuple[str, str, int] | None = None) -> dict[tuple[str, str], Settled]:
     """`settle` for a batch of acks (dicts with the _SETTLE_COLUMNS): on PostgreSQL one
     UPDATE ... FROM unnest(arrays) RETURNING, however many acks - a relay under load settles a
     growing batch for the price of one round trip; SQLite (in-process, no round trips) loops.
     Keyed by (command id, envelope hash), so a batch holding a forged ack beside the real one
-    credits the real one."""
+    credits the real one.
+
+    `notify` = (channel, origin, max payload bytes): on PostgreSQL, the same statement also
+    NOTIFYs the channel of each command it moved (services/commands/wakeups.py reads them), so
+    the settlement and its announcement commit together, in one round trip."""
     if conn.dialect.name != "postgresql":
         moved = {}
         for ack in acks:
@@ -260,15 +285,12 @@ def settle_many(conn: Connection, acks: list[dict[str, Any]],
     params: dict[str, Any] = {name: [ack[name] for ack in acks] for name, _kind in _SETTLE_COLUMNS}
     params["result"] = [None if r is None else json.dumps(r) for r in params["result"]]
     params["allowed_from"] = list(allowed_from)
-    result = conn.exec_driver_sql(_SETTLE_MANY_PG, params)
-    return {(r[0], r[1]): Settled(*r[2:]) for r in result}
-
-
-def relax_durability(conn: Connection) -> None:
-    """Let this transaction's COMMIT return before its WAL reaches disk (PostgreSQL; SQLite in
-    WAL mode with synchronous=NORMAL already does). Only for writes a crash may lose safely."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    if notify is None:
+        result = conn.exec_driver_sql(_SETTLE_MANY_PG, params)
+    else:
+        params["channel"], params["origin"], params["max_bytes"] = notify
+        result = conn.exec_driver_sql(_SETTLE_MANY_PG_NOTIFY, params)
+    return {(r[0], r[1]): Settled(*r[2:7]) for r in result}
 
 
 _MARK_SENT = (

@@ -19,8 +19,9 @@ from chelian.agent.commands import CommandExecutor
 from chelian.agent.keystore import Keystore
 from chelian.services.commands.keys import PlatformKey
 from chelian.services.commands.lifecycle import CommandService
-from chelian.services.commands.wakeups import MAX_PAYLOAD_BYTES, Listener, announce, payload
-from chelian.storage.db import make_engine
+from chelian.services.commands.wakeups import CHANNEL, MAX_PAYLOAD_BYTES, Listener, payload
+from chelian.storage.db import make_engine, now_ms
+from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories import vehicles
 from tests.agent.fake_actuators import FakeActuators
 from tests.conftest import drop_pg_database, new_pg_database
@@ -161,9 +162,27 @@ def test_a_notification_during_the_first_read_still_wakes_the_waiter(world):
     assert calls == ["sent"] and woken == [row.id]
 
 
-def test_a_payload_too_big_for_notify_goes_without_the_change(world):
-    service = world[2]
-    big = {"status": "succeeded", "result": {"blob": "x" * 10_000}}
-    assert '"c":null' in payload("o", "c1", big) and len(payload("o", "c1", big)) < MAX_PAYLOAD_BYTES
-    with service.engine.begin() as conn:  # and PostgreSQL accepts it
-        announce(conn, "elsewhere", {"c1": big})
+def test_an_outcome_too_big_for_notify_wakes_the_waiter_to_re_read(world):
+    _url, _key_dir, service, vehicle, owner, _car, woken = world
+    row, _ = service.create(vehicle, owner.id, "locate", {})
+    service.mark_sent([row.id])
+    big = {"blob": "x" * 10_000}
+    assert '"c":null' in payload("o", row.id, {"result": big})
+    read, calls = reader(service, vehicle.id, row.id)
+
+    def settle_as_another_process():
+        ack = dict(id=row.id, vehicle_id=vehicle.id, env_hash=row.env_hash, status="succeeded", reason=None,
+                   result=big, acked_ms=now_ms(), car_ts_ms=now_ms(), finished_ms=now_ms())
+        with service.autocommit.connect() as conn:
+            assert repo.settle_many(conn, [ack], ("sent",), notify=(CHANNEL, "elsewhere", MAX_PAYLOAD_BYTES))
+
+    async def scenario():
+        waiting = asyncio.create_task(service.wait(row.id, 20, read))
+        while not calls:
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(settle_as_another_process)
+        return await waiting
+
+    done = asyncio.run(scenario())
+    assert done.status == "succeeded" and done.result == big
+    assert calls == ["sent", "succeeded"] and woken == [row.id]  # woken without the change: re-read
