@@ -1,10 +1,14 @@
-"""The unauthorised-movement rule: a parked, locked car that moves is being towed or stolen.
+"""The unauthorised-movement alarm: a parked, locked car that moves is being towed or stolen.
 
 A car that is locked (driver door) with the ignition OFF/LOCK and then goes faster than
 `speed_kmh` or ends up more than `radius_m` from where it was parked raises one alert per
 parked episode, re-armed by unlocking or switching on. The radius is what tells GPS jitter
 of a parked car (typically 5-20 m) from real movement. The parking spot is remembered in
 memory: after a restart the first position seen while parked becomes the spot.
+
+`MovementGuard` is the rule (pure: one car's messages in, movements out); `MovementObserver`
+runs it in ingest and announces `unauthorised_movement_detected`, after checking what other
+ingest workers may have seen (docs/safety.md, "Several ingest workers").
 
 Example:
     guard = MovementGuard(speed_kmh=5.0, radius_m=50.0)
@@ -13,14 +17,24 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from chelian.ingest.batch import TelemetryRows
+from sqlalchemy import Engine, select
+
+from chelian.ingest.batch import TelemetryRows, WriteResult
 from chelian.services.safety import names as n
+from chelian.services.safety.announce import Announcer
 from chelian.services.safety.geo import distance_m, num, value
+from chelian.storage.tables import latest_state
+from chelian.storage.tables_rules import alerts
+
+log = logging.getLogger("chelian.safety.movement")
 
 PARKED_STATES: Final = frozenset({"OFF", "LOCK"})
+REPEAT_ALERT_MS: Final = 30 * 60_000
+"""Unauthorised movement of a car already alerted this recently is the same theft."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +108,54 @@ class MovementGuard:
             return None
         car.alerted = True
         return Movement(row.vehicle_id, row.seq, row.ts_ms, car.latitude, car.longitude, speed, moved)
+
+
+class MovementObserver:
+    """Ingest commit observer: the unauthorised-movement alarm."""
+
+    def __init__(self, engine: Engine, announcer: Announcer, guard: MovementGuard | None = None) -> None:
+        self.engine = engine
+        self.announcer = announcer
+        self.guard = guard or MovementGuard()
+
+    def on_committed(self, result: WriteResult) -> None:
+        rows = sorted(result.new_telemetry, key=lambda m: (m.vehicle_id, m.ts_ms, m.seq))
+        for movement in filter(None, map(self.guard.feed, rows)):
+            if not self._still_parked(movement.vehicle_id):
+                log.info("unauthorised_movement_dismissed vehicle_id=%d seq=%d: unlocked or switched on "
+                         "in a message this worker did not see", movement.vehicle_id, movement.seq)
+                continue
+            if self._alerted_lately(movement):
+                log.info("unauthorised_movement_repeated vehicle_id=%d seq=%d: already alerted",
+                         movement.vehicle_id, movement.seq)
+                continue
+            vin = self.announcer.vin(movement.vehicle_id)
+            log.warning("unauthorised_movement_detected vin=%s seq=%d", vin, movement.seq)
+            self.announcer.publish(n.UNAUTHORISED_MOVEMENT_DETECTED, movement.vehicle_id, movement.ts_ms,
+                                   f"unauthorised:{vin}:{movement.seq}", movement.public())
+
+    def _still_parked(self, vehicle_id: int) -> bool:
+        """Check the guard's memory against the stored latest state before alarming anyone.
+
+        With several ingest workers, the unlock and ignition-on of the owner driving off may
+        have gone to another worker; this worker's memory would still say "locked and off"
+        and a normal drive would look like a theft. The latest state holds what every worker
+        stored, newest device time first, so it has the unlock (once committed)."""
+        ls = latest_state.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ls.path, ls.value_num, ls.value_text).where(
+                ls.vehicle_id == vehicle_id, ls.path.in_((n.DRIVER_DOOR_LOCKED, n.POWER_STATE)))).all()
+        stored = {path: (num_, text) for path, num_, text in rows}
+        locked = stored.get(n.DRIVER_DOOR_LOCKED, (None, None))[0]
+        power = stored.get(n.POWER_STATE, (None, None))[1]
+        return self.guard.correct(vehicle_id, None if locked is None else locked == 1.0, power)
+
+    def _alerted_lately(self, movement: Movement) -> bool:
+        """Whether this car's theft was already alerted (by another ingest worker, whose own
+        parking spot saw the same move) within REPEAT_ALERT_MS: one theft, one alert."""
+        c = alerts.c
+        with self.engine.connect() as conn:
+            found = conn.execute(select(c.id).where(
+                c.vehicle_id == movement.vehicle_id, c.type == n.UNAUTHORISED_MOVEMENT_DETECTED,
+                c.ts_ms >= movement.ts_ms - REPEAT_ALERT_MS, c.ts_ms <= movement.ts_ms).limit(1)).first()
+        return found is not None

@@ -25,7 +25,7 @@ from chelian.services.safety.contacts import ContactService
 from chelian.services.safety.crash import CrashObserver, CrashRules
 from chelian.services.safety.history import StoredTelemetry
 from chelian.services.safety.incidents import IncidentService
-from chelian.services.safety.movement import MovementGuard
+from chelian.services.safety.movement import MovementGuard, MovementObserver
 from chelian.services.safety.roadside import RoadsideObserver, RoadsideService
 from chelian.services.safety.theft import CommandCreator, TheftObserver, TheftService
 from chelian.signals import Catalog
@@ -67,7 +67,9 @@ class SafetyServices:
         observers: list[CommitObserver] = [
             CrashObserver(incidents, rules or crash_rules(s), StoredTelemetry(engine, catalog)),
             RoadsideObserver(roadside),
-            TheftObserver(engine, announcer, guard, stolen_radius_m=s.stolen_movement_radius_m, theft=theft),
+            MovementObserver(engine, announcer, guard),
+            TheftObserver(engine, announcer, moving_kmh=s.unauthorised_movement_speed_kmh,
+                          radius_m=s.stolen_movement_radius_m, theft=theft),
         ]
         return cls(incidents, roadside, theft, ContactService(engine), notifier, observers)
 

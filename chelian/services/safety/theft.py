@@ -8,8 +8,7 @@ position) is announced (`stolen_vehicle_moved`); the owner may ask for a
 remote immobilise (a signed `immobilise` command through chelian.services.commands, which
 the car carries out once stationary), and a recovery report closes it with notes.
 
-Unauthorised movement (`movement.py` decides; `TheftObserver` announces): a car that is
-locked with the ignition off and then moves is being towed or stolen.
+The unauthorised-movement alarm (a parked car that moves) is `movement.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from chelian.errors import ChelianError, ConflictError, NotFoundError
 from chelian.ingest.batch import TelemetryRows, WriteResult
@@ -26,15 +25,12 @@ from chelian.services.commands.catalog import TRACKING_MAX_DURATION_S
 from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
 from chelian.services.safety.geo import distance_m, num
-from chelian.services.safety.movement import Movement, MovementGuard
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as commands_repo
 from chelian.storage.repositories import theft as repo
 from chelian.storage.repositories import vehicles as vehicles_repo
 from chelian.storage.repositories.theft import RECOVERED, TheftReport, TrackPoint
 from chelian.storage.repositories.vehicles import Vehicle
-from chelian.storage.tables import latest_state
-from chelian.storage.tables_rules import alerts
 
 log = logging.getLogger("chelian.safety.theft")
 
@@ -42,8 +38,6 @@ TRACKING_INTERVAL_MS = 1_000
 TRACKING_DURATION_S = 6 * 3600
 """How long a stolen car reports at high rate unless recovered first (Settings override both)."""
 RENEWAL_CHECK_MS = 60_000
-REPEAT_ALERT_MS = 30 * 60_000
-"""Unauthorised movement of a car already alerted this recently is the same theft."""
 
 
 class CommandCreator(Protocol):
@@ -226,71 +220,29 @@ class TheftService:
 
 
 class TheftObserver:
-    """Ingest commit observer: tracks stolen cars and raises the unauthorised-movement alarm."""
+    """Ingest commit observer: keeps stolen cars' tracks, announces their moves, and keeps
+    their high-rate tracking going (the unauthorised-movement alarm is `movement.py`'s)."""
 
-    def __init__(self, engine: Engine, announcer: Announcer, guard: MovementGuard | None = None, *,
-                 stolen_radius_m: float | None = None, theft: TheftService | None = None,
+    def __init__(self, engine: Engine, announcer: Announcer, *, moving_kmh: float = 5.0,
+                 radius_m: float = 50.0, theft: TheftService | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
         self.engine = engine
         self.announcer = announcer
-        self.guard = guard or MovementGuard()
+        self.moving_kmh = moving_kmh
+        self.radius_m = radius_m
+        """A stolen car's move is announced beyond this distance from the last announced one
+        (or above `moving_kmh`)."""
         self.theft = theft
         """Renews a stolen car's high-rate tracking while its positions keep coming (None: never)."""
         self.clock = clock
         self._renewal_checked: dict[int, int] = {}
         """vehicle id -> when `keep_tracking` last ran for it (at most once a minute per car)."""
-        self.stolen_radius_m = self.guard.radius_m if stolen_radius_m is None else stolen_radius_m
-        """A stolen car's move is announced beyond this distance from the last announced one."""
         self._announced: dict[int, tuple[float, float]] = {}
         """report id -> last position announced, so a stolen car standing still is not re-announced."""
 
     def on_committed(self, result: WriteResult) -> None:
         rows = sorted(result.new_telemetry, key=lambda m: (m.vehicle_id, m.ts_ms, m.seq))
-        for movement in filter(None, map(self.guard.feed, rows)):
-            if not self._still_parked(movement.vehicle_id):
-                log.info("unauthorised_movement_dismissed vehicle_id=%d seq=%d: unlocked or switched on "
-                         "in a message this worker did not see", movement.vehicle_id, movement.seq)
-                continue
-            if self._alerted_lately(movement):
-                log.info("unauthorised_movement_repeated vehicle_id=%d seq=%d: already alerted",
-                         movement.vehicle_id, movement.seq)
-                continue
-            vin = self.announcer.vin(movement.vehicle_id)
-            log.warning("unauthorised_movement_detected vin=%s seq=%d", vin, movement.seq)
-            self.announcer.publish(
-                n.UNAUTHORISED_MOVEMENT_DETECTED,
-                movement.vehicle_id,
-                movement.ts_ms,
-                f"unauthorised:{vin}:{movement.seq}",
-                movement.public(),
-            )
         self._track([r for r in rows if n.LATITUDE in r.samples and n.LONGITUDE in r.samples])
-
-    def _still_parked(self, vehicle_id: int) -> bool:
-        """Check the guard's memory against the stored latest state before alarming anyone.
-
-        With several ingest workers, the unlock and ignition-on of the owner driving off may
-        have gone to another worker; this worker's memory would still say "locked and off"
-        and a normal drive would look like a theft. The latest state holds what every worker
-        stored, newest device time first, so it has the unlock (once committed)."""
-        ls = latest_state.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(ls.path, ls.value_num, ls.value_text).where(
-                ls.vehicle_id == vehicle_id, ls.path.in_((n.DRIVER_DOOR_LOCKED, n.POWER_STATE)))).all()
-        stored = {path: (num_, text) for path, num_, text in rows}
-        locked = stored.get(n.DRIVER_DOOR_LOCKED, (None, None))[0]
-        power = stored.get(n.POWER_STATE, (None, None))[1]
-        return self.guard.correct(vehicle_id, None if locked is None else locked == 1.0, power)
-
-    def _alerted_lately(self, movement: Movement) -> bool:
-        """Whether this car's theft was already alerted (by another ingest worker, whose own
-        parking spot saw the same move) within REPEAT_ALERT_MS: one theft, one alert."""
-        c = alerts.c
-        with self.engine.connect() as conn:
-            found = conn.execute(select(c.id).where(
-                c.vehicle_id == movement.vehicle_id, c.type == n.UNAUTHORISED_MOVEMENT_DETECTED,
-                c.ts_ms >= movement.ts_ms - REPEAT_ALERT_MS, c.ts_ms <= movement.ts_ms).limit(1)).first()
-        return found is not None
 
     def _track(self, positioned: list[TelemetryRows]) -> None:
         if not positioned:
@@ -307,8 +259,8 @@ class TheftObserver:
         self._keep_tracking({vehicle_id for vehicle_id, _p in fresh})
         for vehicle_id, p in fresh:
             last = self._announced.get(stolen[vehicle_id])
-            still = last is not None and distance_m(*last, p.latitude, p.longitude) <= self.stolen_radius_m
-            if still and (p.speed_kmh or 0.0) <= self.guard.speed_kmh:
+            still = last is not None and distance_m(*last, p.latitude, p.longitude) <= self.radius_m
+            if still and (p.speed_kmh or 0.0) <= self.moving_kmh:
                 continue
             self._announced[stolen[vehicle_id]] = (p.latitude, p.longitude)
             vin = self.announcer.vin(vehicle_id)

@@ -8,7 +8,7 @@ import pytest
 
 from chelian.errors import ConflictError, NotFoundError, ValidationError
 from chelian.services.safety import names as n
-from chelian.services.safety.movement import MovementGuard
+from chelian.services.safety.movement import MovementGuard, MovementObserver
 from chelian.services.safety.theft import TheftObserver, TheftService
 from chelian.storage.repositories import theft as repo
 from tests.services.safety.helpers import row, telemetry
@@ -189,7 +189,7 @@ def test_immobilise_without_a_command_service_is_recorded(safety):
 
 
 def test_unauthorised_movement_is_announced_with_a_key_from_the_message(safety):
-    observer = TheftObserver(safety.engine, safety.announcer)
+    observer = MovementObserver(safety.engine, safety.announcer)
     cid = safety.car.id
     observer.on_committed(
         telemetry(
