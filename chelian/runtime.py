@@ -8,7 +8,10 @@ With `http_workers` N > 1 (PostgreSQL only) the HTTP API runs in N processes on 
 (SO_REUSEPORT: the kernel spreads connections over them): this one, with everything else,
 and N - 1 `ApiWorkers` children, each with its own command relay in the shared ack group
 and a LISTEN connection for cross-process wake-ups (services/commands/wakeups.py). Python
-runs one thread at a time per process, so this is how the API uses more than one core.
+runs one thread at a time per process, so this is how the API uses more than one core; on a
+machine without spare cores it costs more than it gains (bench/commands.py measured 2 API
+processes slower than 1 on 2 shared cores). Per process, not shared: `/metrics` and the
+console's live feed (`WS /api/v1/live` is fed by ingest, which runs in the main process only).
 
 Example:
     with Platform(Settings.load(data_dir="/tmp/c1")) as platform:
@@ -17,9 +20,12 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -141,6 +147,7 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
     (a follower in the shared ack group), until SIGTERM. No broker, ingest or sweeps: those run
     once, in the main process."""
     logging.basicConfig(level=logging.WARNING)
+    _die_with_parent()
     engine = make_engine(settings.effective_database_url)
     commands = command_engine(engine)
     relay = build_relay(settings, commands, client_id=f"chelian-commands-{index}", leader=False).start()
@@ -160,6 +167,13 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
         relay.stop()
         commands.dispose()
         engine.dispose()
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when the one that started it dies, even by SIGKILL, so no
+    orphaned API worker keeps serving the port."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _report_started(server: uvicorn.Server, ready: Any) -> None:
