@@ -16,6 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 PG_ADMIN = os.environ.get("CHELIAN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+_BROKERS: dict[int, int] = {}
+"""port -> pid of the private Mosquitto serving it (for CPU accounting)."""
+
+
+def broker_pid(port: int) -> int:
+    return _BROKERS.get(port, -1)
 
 
 def free_port() -> int:
@@ -37,6 +43,7 @@ def mosquitto(extra_conf: str = "") -> Iterator[int]:
     # Output to a file, never a pipe nobody reads: a full pipe stalls Mosquitto.
     log = open(tmp / "mosquitto.log", "wb")  # noqa: SIM115 - closed with the broker
     proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    _BROKERS[port] = proc.pid
     try:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -47,6 +54,7 @@ def mosquitto(extra_conf: str = "") -> Iterator[int]:
                 time.sleep(0.05)
         yield port
     finally:
+        _BROKERS.pop(port, None)
         proc.terminate()
         proc.wait(5)
         log.close()

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import free_port, mosquitto, percentile, postgres_database  # noqa: E402
+from bench._common import broker_pid, free_port, mosquitto, percentile, postgres_database  # noqa: E402
 
 ECHO, ECHO_BACK = "bench/echo", "bench/echo-back"
 CAR_WORKERS = 8
@@ -232,10 +232,11 @@ class _Http:
 
 
 def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes, rate: float, total: int,
-          warmup: int, results) -> None:  # type: ignore[no-untyped-def]
+          warmup: int, api_phase, results) -> None:  # type: ignore[no-untyped-def]
     """Child process: the raw MQTT floor first, then the API phase; results go to the queue."""
     mqtt_rtts = _mqtt_round_trips(port, vins, payload, rate, total)
     http = _Http(http_port, token)
+    api_phase.set()
 
     async def one(i: int, due: float) -> tuple[float, str, dict]:
         path = f"/api/v1/vehicles/{vins[i % len(vins)]}/commands"
@@ -259,6 +260,18 @@ def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes
         return (await asyncio.gather(*tasks))[warmup:]
 
     results.put((mqtt_rtts, asyncio.run(run())))
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the live processes among `pids` have used so far."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -325,13 +338,24 @@ def main() -> None:
         results = ctx.Queue()
         sample = relay.service.platform_key.seal(
             Command("0" * 32, vins[0], "unlock", {}, 1, now_ms(), now_ms() + 30_000).body(), "0" * 32).wire()
+        api_phase = ctx.Event()
         load = ctx.Process(target=_load, args=(port, settings.http_port, token, vins, sample, args.rate,
-                                               total, warmup, results))
+                                               total, warmup, api_phase, results))
         load.start()
+        # Who spends the CPU during the API phase, per command: what a missed target is made of.
+        roles = {"api": [os.getpid(), *(w.pid for w in workers.processes)], "cars": [cars.pid],
+                 "load": [load.pid], "mosquitto": [broker_pid(port)]}
+        while load.is_alive() and not api_phase.wait(0.2):
+            pass
+        with engine.connect() as conn:
+            roles["postgres"] = list(conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()").scalars())
+        cpu_before = {role: _cpu_s(pids) for role, pids in roles.items()}
         while load.is_alive() and results.empty():
             time.sleep(0.2)
         if results.empty():
             raise SystemExit(f"the load process died (exit code {load.exitcode})")
+        cpu_used = {role: _cpu_s(pids) - cpu_before[role] for role, pids in roles.items()}
         mqtt_rtts, api = results.get()
         load.join(10)
         stop.set()
@@ -364,6 +388,7 @@ def main() -> None:
                "api_round_trip_ms": stats(round_trips), "mqtt_round_trip_ms": stats(mqtt_rtts),
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
                "client_phases_ms": phases,
+               "cpu_ms_per_command": {role: round(s * 1000 / (total + warmup), 2) for role, s in cpu_used.items()},
                "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk"}
     print(f"API round trip   p50 {figures['api_round_trip_ms']['p50']:.1f} ms  "
           f"p99 {figures['api_round_trip_ms']['p99']:.1f} ms  ({succeeded}/{len(api)} succeeded)")
