@@ -126,6 +126,8 @@ class Listener:
             conn.close()
 
     def _deliver(self, raw: str) -> None:
+        if self.notifier.origin in raw[:64]:
+            return  # this process's own (checked before parsing: it is most of them with one process)
         try:
             body = json.loads(raw)
             origin, command_id, change = body["o"], body["id"], body.get("c")
