@@ -12,7 +12,11 @@ Three processes besides Mosquitto and PostgreSQL, so none steals the others' GIL
 
 Before the API phase the load process measures the raw MQTT round trip of the same bytes at the
 same rate through the same cars (publish a command-sized payload, the car echoes it): the floor
-that broker, paho and Python impose. The last line is one JSON object with the figures.
+that broker, paho and Python impose. The last line is one JSON object with the figures, among
+them `cpu_ms_per_command`: the CPU (user + system) each role used during the API phase per
+command (API processes, cars, load, Mosquitto, PostgreSQL backends), i.e. what a machine
+must have to spare per command/s. `--car-dir /dev/shm/...` keeps the cars' keystores in
+memory: their two fsyncs per command on this machine's one disk are not the platform's cost.
 
     .venv/bin/python bench/commands.py --cars 1000 --rate 200 --seconds 15 --workers 2
 """
