@@ -21,8 +21,8 @@ the ack again from its persistent session, and settling twice is a no-op).
 * **Several relays.** Every API process of `chelian serve --workers N` runs a relay, so a new
   command leaves from the process that created it, without a hop; their acks are split by the
   shared subscription, and wakeups.py wakes a waiter in whichever process it is. Only the
-  `leader` (the main process's relay) sweeps and flushes a car's waiting commands when it
-  comes online: N relays doing it would send every resend N times.
+  `leader` (the main process's relay) sweeps and resends; when a car comes online, followers
+  send only its never-sent (`queued`) commands: N relays resending would send everything N times.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from chelian.ingest.worker import BrokerEndpoint, make_client
 from chelian.link import topics
 from chelian.link.codec import WireError, decode_status
 from chelian.services.commands.acks import handle_acks
-from chelian.services.commands.lifecycle import SENT, CommandService
+from chelian.services.commands.lifecycle import QUEUED, SENT, UNSETTLED, CommandService
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import vehicles
 
@@ -249,12 +249,14 @@ class CommandRelay:
             self.online.discard(vin)
             return
         self.online.add(vin)
-        if not self.leader:
-            return
         with self.service.autocommit.connect() as conn:
             vehicle = vehicles.by_vin(conn, vin)
         if vehicle is not None:
-            self._publish(self.service.pending(vehicle_id=vehicle.id))
+            # A follower sends only what was never sent: a command its process created while it
+            # still thought the car offline, perhaps after the leader had flushed. The rest
+            # (resends) is the leader's, or every reconnect would resend N times.
+            states = UNSETTLED if self.leader else (QUEUED,)
+            self._publish(self.service.pending(vehicle_id=vehicle.id, states=states))
 
     def _publish(self, targets: list[tuple[str, str, bytes]]) -> None:
         """Publish to the cars that are online; the rest stay as they are until theirs comes."""

@@ -15,6 +15,7 @@ from chelian.api.app import create_app
 from chelian.metrics import Metrics
 from chelian.runtime import build_ingest, build_relay
 from chelian.signals import Catalog
+from chelian.storage.repositories import vehicles
 from chelian.storage.tables import agent_keys
 from tests.factories import new_vin
 from tests.fixtures_brokers import wait_until
@@ -122,6 +123,28 @@ def test_command_for_an_offline_car_is_sent_when_it_reconnects(broker_stack, rel
     assert wait_until(lambda: car.vin not in relay.online, timeout=5)
     later = send(api, owner_headers, car.vin, {"type": "honk_flash"})
     assert wait(api, owner_headers, car.vin, later["id"], 0.3)["status"] == "queued", "offline again: queued"
+
+
+def test_a_follower_relay_sends_its_queued_commands_when_the_car_comes_online(broker_stack, tmp_path):
+    """Another API process's relay (no sweeps, no resends) still delivers what its process
+    created while the car was away: the leader may have flushed before the command existed."""
+    follower = build_relay(broker_stack.settings, broker_stack.engine, leader=False,
+                           client_id=f"test-follower-{os.getpid()}")
+    follower.start()
+    try:
+        car = linked_car(broker_stack, follower, tmp_path)
+        owner_id = broker_stack._owner_id
+        assert owner_id is not None
+        with broker_stack.engine.connect() as conn:
+            vehicle = vehicles.by_vin(conn, car.vin)
+        row, _ = follower.service.create(vehicle, owner_id, "lock", {})
+        assert follower.service.get(vehicle.id, row.id).status == "queued"
+        car.connect()
+        assert wait_until(lambda: follower.service.get(vehicle.id, row.id).status == "succeeded", timeout=10)
+        assert car.handled == 1
+        car.disconnect()
+    finally:
+        follower.stop()
 
 
 def test_command_for_a_car_that_stays_offline_expires(broker_stack, relay, api, owner_headers, tmp_path):
