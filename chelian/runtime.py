@@ -8,10 +8,11 @@ With `http_workers` N > 1 (PostgreSQL only) the HTTP API runs in N processes on 
 (SO_REUSEPORT: the kernel spreads connections over them): this one, with everything else,
 and N - 1 `ApiWorkers` children, each with its own command relay in the shared ack group
 and a LISTEN connection for cross-process wake-ups (services/commands/wakeups.py). Python
-runs one thread at a time per process, so this is how the API uses more than one core; on a
-machine without spare cores it costs more than it gains (bench/commands.py measured 2 API
-processes slower than 1 on 2 shared cores). Per process, not shared: `/metrics` and the
-console's live feed (`WS /api/v1/live` is fed by ingest, which runs in the main process only).
+runs one thread at a time per process, so this is how the API uses more than one core. It
+is not free: bench/commands.py measured 5.2 instead of 4.2 ms of API CPU per command at 200/s
+with 2 processes (more relays, less batching), which paid off on 2 shared cores only because
+one process was at its limit. Per process, not shared: `/metrics` and the console's live
+feed (`WS /api/v1/live` is fed by ingest, which runs in the main process only).
 
 Example:
     with Platform(Settings.load(data_dir="/tmp/c1")) as platform:

@@ -21,8 +21,8 @@ HttpPort = Annotated[int | None, typer.Option("--http-port", help="Port of the H
                                               show_default=False)]
 Workers = Annotated[int | None, typer.Option("--workers", min=1, max=64, show_default=False,
                                              help="API processes on the HTTP port, each with its own command "
-                                                  "relay; PostgreSQL only, and only worth it with spare CPU "
-                                                  "cores. (default: 1)")]
+                                                  "relay; PostgreSQL only; worth it when one API process is "
+                                                  "the bottleneck and cores are free. (default: 1)")]
 
 
 def settings_with_http(settings: Settings, http_host: str | None, http_port: int | None,
