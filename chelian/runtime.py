@@ -83,13 +83,13 @@ def build_ingest(settings: Settings, engine: Engine, catalog: Catalog, metrics: 
                         batch_max=settings.ingest_batch_max, batch_wait_ms=settings.ingest_batch_wait_ms)
 
 
-def build_detectors(engine: Engine, bus: EventBus, catalog: Catalog, *,
-                    commands: Callable[[], Any] = lambda: None,
-                    settings: Settings | None = None) -> tuple[SafetyServices, RulesServices]:
+def build_detectors(engine: Engine, bus: EventBus, catalog: Catalog, *, settings: Settings,
+                    commands: Callable[[], Any] = lambda: None) -> tuple[SafetyServices, RulesServices]:
     """The capabilities that watch the ingest stream: crash/roadside/theft (safety) and
     geofences, speed/curfew, diagnostics and trips (rules; also keeps `*_detected` events as
     alerts). Every ingest process runs them, so scaled-out workers detect too. Their thresholds
-    come from `settings` (None: the documented defaults)."""
+    come from `settings`, which every caller must pass: a worker silently running on the
+    defaults would detect differently from its neighbours."""
     return (SafetyServices.build(engine, bus, catalog, commands=commands, settings=settings),
             RulesServices.build(engine, bus, settings))
 

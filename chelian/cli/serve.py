@@ -73,7 +73,7 @@ def ingest(settings: Settings,
     engine = make_engine(settings.effective_database_url)
     client_id = f"chelian-ingest-{worker_id or f'{socket.gethostname()}-{os.getpid()}'}"
     catalog = Catalog.load(settings.vss_json)
-    safety, rules = build_detectors(engine, EventBus(), catalog)
+    safety, rules = build_detectors(engine, EventBus(), catalog, settings=settings)
     worker = build_ingest(settings, engine, catalog, Metrics(), client_id=client_id,
                           observers=[*safety.observers, *rules.observers])
     worker.start()

@@ -180,7 +180,8 @@ def test_forged_ack_from_another_key_is_ignored(broker_stack, relay, api, owner_
     command = send(api, owner_headers, car.vin, {"type": "unlock"})
     impostor.connect()  # same MQTT secret, different agent key: its acks do not count
     time.sleep(1.0)
-    assert impostor.handled == 1 and impostor.body.calls == [("unlock", None)]
+    # Its ack is ignored, so the relay may resend (byte-identical) meanwhile: the impostor acts once.
+    assert impostor.handled >= 1 and impostor.body.calls == [("unlock", None)]
     assert wait(api, owner_headers, car.vin, command["id"], 0)["status"] == "sent"
     impostor.disconnect()
 

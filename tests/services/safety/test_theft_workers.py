@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from chelian.config import Settings
 from chelian.events import EventBus
 from chelian.runtime import build_detectors
 from chelian.services.safety.platform import SafetyServices
@@ -54,7 +55,7 @@ def test_a_towed_car_seen_moving_by_two_workers_alerts_once(engine, tmp_path):
     for name in ("a", "b"):  # each worker as `chelian ingest` builds it: alerts are recorded
         bus = EventBus()
         bus.subscribe("unauthorised_movement_detected", seen.append)
-        safety, rules = build_detectors(engine, bus, Catalog.builtin())
+        safety, rules = build_detectors(engine, bus, Catalog.builtin(), settings=Settings())
         (tmp_path / name).mkdir()
         feeds.append(Feeder(engine, tmp_path / name, [*safety.observers, *rules.observers]))
     a, b = feeds
