@@ -155,8 +155,7 @@ class CommandExecutor:
             refusal = self._refusal(command, entry)
             if refusal is not None:
                 return self._answer(sealed, command, REJECTED, refusal)
-            entry.window.mark(command.ctr)
-            self.keystore.save()  # the counter is on disk before anything moves
+            self.keystore.use_counter(sealed.kid, command.ctr)  # on disk before anything moves
             return self._act(sealed, command, entry)
 
     def tick(self) -> list[bytes]:
@@ -231,14 +230,14 @@ class CommandExecutor:
         payload = self._signer.seal(ack.body(), with_pub=True).wire()
         if remember:
             self.keystore.remember(sealed.hash, payload)
-            self.keystore.save()
+            self.keystore.commit()
         event = {SUCCEEDED: COMMAND_EXECUTED, FAILED: COMMAND_FAILED, REJECTED: COMMAND_REJECTED}[status]
         log.info("%s vin=%s id=%s type=%s reason=%s", event, self.vin, ack.id,
                  command.type if command else "?", reason)
         return payload
 
     def _unpark(self, h: str) -> None:
-        """Forget a waiting command; the answer that follows saves the keystore."""
+        """Forget a waiting command; the answer that follows commits it (with a snapshot)."""
         del self._parked[h]
         self.keystore.waiting.pop(h, None)
 
