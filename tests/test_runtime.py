@@ -23,7 +23,8 @@ def test_commands_round_trip_across_api_processes(mosquitto_stack, tmp_path):
         assert platform.api_workers is not None and all(p.is_alive() for p in platform.api_workers.processes)
         with platform.engine.connect() as conn:  # both processes listen for each other's settlements
             listeners = conn.execute(text("SELECT count(*) FROM pg_stat_activity "
-                                          "WHERE query = 'LISTEN chelian_commands'")).scalar_one()
+                                          "WHERE query = 'LISTEN chelian_commands' "
+                                          "AND datname = current_database()")).scalar_one()
         assert listeners == 2
         creds = mosquitto_stack.add_car(new_vin())
         car = LinkedCar(mosquitto_stack, creds, platform.relay.service.platform_key.public, tmp_path).connect()
