@@ -8,7 +8,9 @@ that group or others may read is refused (as ssh does): a leaked platform key le
 do everything the `platform` role may do to every car.
 
 Car keys are pinned on first use (see acks.py); an owner may pin one by hand (stronger: no
-first-use window for a forged announcement) or unpin it when a head unit is replaced.
+first-use window for a forged announcement) or unpin it when a head unit is replaced. The
+relay keeps the pins it has read in a `PinnedKeys` cache; the settling statement re-checks
+the pin, so an unpin in any process takes effect on the next ack all the same.
 
 Example:
     key = PlatformKey.load_or_create(settings.data_dir)
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Engine
 
 from chelian.errors import ConfigError, NotFoundError, ValidationError
@@ -38,6 +40,8 @@ PRIVATE_FILE: Final = "command-signing-key.pem"
 PUBLIC_FILE: Final = "command-signing-key.pub"
 PINNED_BY_OWNER: Final = "owner"
 PINNED_ON_FIRST_USE: Final = "first_use"
+PINNED_CACHE_MAX: Final = 100_000
+"""Cars whose pinned key one process keeps (a fleet's worth); past it the cache starts afresh."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,45 @@ def checked_public_key(text: str) -> tuple[str, str]:
         raise ValidationError("public_key must be a base64url (no padding) raw 32-byte Ed25519 key: "
                               f"{exc.detail}") from None
     return key_id(raw), b64u(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    vehicle_id: int
+    key: AgentKey
+    public: Ed25519PublicKey = field(repr=False)
+
+
+class PinnedKeys:
+    """VIN -> the car's id and pinned key, as this process last read them (a hint, not the truth).
+
+    Reading the pin for every batch of acks cost a round trip and ~5% of the API process's CPU
+    per ack. A stale entry is harmless: an ack signed by another key than the cached one makes
+    the caller re-read the pin (the owner may have pinned a new key), and one signed by the
+    cached key settles only if that key is still pinned (commands.settle_many checks it in the
+    same statement); otherwise the caller forgets the entry and re-reads.
+
+    Example:
+        cache.put(vin, vehicle_id, agent_key)
+        cache.get(vin)            # Pinned(vehicle_id, key, public) or None
+        cache.forget(vin)
+    """
+
+    def __init__(self, max_entries: int = PINNED_CACHE_MAX) -> None:
+        self.max_entries = max_entries
+        self._by_vin: dict[str, Pinned] = {}
+
+    def get(self, vin: str) -> Pinned | None:
+        return self._by_vin.get(vin)
+
+    def put(self, vin: str, vehicle_id: int, key: AgentKey) -> Pinned:
+        if len(self._by_vin) >= self.max_entries:
+            self._by_vin.clear()
+        pinned = self._by_vin[vin] = Pinned(vehicle_id, key, load_public(key.public_key))
+        return pinned
+
+    def forget(self, vin: str) -> None:
+        self._by_vin.pop(vin, None)
 
 
 # --- people's device keys --------------------------------------------------------------

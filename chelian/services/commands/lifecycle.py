@@ -42,7 +42,7 @@ from chelian.services.commands.envelope import (
     Command,
     canonical,
 )
-from chelian.services.commands.keys import PlatformKey
+from chelian.services.commands.keys import PinnedKeys, PlatformKey
 from chelian.services.commands.notify import POLL_S, Notifier
 from chelian.services.commands.wakeups import CHANNEL, MAX_PAYLOAD_BYTES, announce
 from chelian.storage.db import now_ms
@@ -103,6 +103,8 @@ class CommandService:
         self.clock = clock
         self.dispatch: Callable[[str, str, bytes], None] | None = None
         """(command id, VIN, envelope bytes) of each new command; the relay's `submit`."""
+        self.pinned_keys = PinnedKeys()
+        """Cars' ack keys as this process last read them (acks.py; re-checked when settling)."""
         self.poll_s = POLL_S
         """How often a waiter re-reads without a wake-up; raised by the runtime once a
         wakeups.Listener brings other processes' settlements here."""
@@ -277,9 +279,10 @@ class CommandService:
         return moved
 
     def settle_acks(self, acks: list[dict[str, Any]]) -> dict[tuple[str, str], Settled]:
-        """Apply verified acks (id, vehicle_id, env_hash, status, reason, result, acked_ms, car_ts_ms,
-        finished_ms), each only if it answers the envelope sent under that id; one transaction
-        for the lot. Returns {(id, env_hash): Settled} for those that moved.
+        """Apply verified acks (id, vehicle_id, env_hash, kid, status, reason, result, acked_ms,
+        car_ts_ms, finished_ms), each only if it answers the envelope sent under that id and
+        `kid` is still the car's pinned key; one transaction for the lot.
+        Returns {(id, env_hash): Settled} for those that moved.
 
         On PostgreSQL one statement settles the batch and NOTIFYs the other processes' waiters
         (wakeups.py) in the same transaction; autocommit, so that is one round trip."""

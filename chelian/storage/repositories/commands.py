@@ -27,6 +27,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     func,
     or_,
     select,
@@ -37,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chelian.storage.repositories.users import User
 from chelian.storage.repositories.vehicles import Vehicle, access_clause
-from chelian.storage.tables import api_tokens, command_counters, commands, users, vehicles
+from chelian.storage.tables import agent_keys, api_tokens, command_counters, commands, users, vehicles
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,34 +210,39 @@ def _settled_columns() -> list[Any]:
 
 
 def settle(conn: Connection, command_id: str, vehicle_id: int, env_hash: str, to: str,
-           allowed_from: Iterable[str], **values: Any) -> Settled | None:
+           allowed_from: Iterable[str], *, kid: str | None = None, **values: Any) -> Settled | None:
     """An ack's transition, checked in the same statement: this car's command, the very envelope
-    the ack quotes, still settleable. None if it did not move."""
+    the ack quotes, still settleable, and (with `kid`) the key that signed the ack still the
+    car's pinned key. None if it did not move."""
     c = commands.c
-    row = conn.execute(update(commands)
-                       .where(c.id == command_id, c.vehicle_id == vehicle_id, c.env_hash == env_hash,
-                              c.status.in_(list(allowed_from)))
+    checks = [c.id == command_id, c.vehicle_id == vehicle_id, c.env_hash == env_hash,
+              c.status.in_(list(allowed_from))]
+    if kid is not None:
+        checks.append(exists().where(agent_keys.c.vehicle_id == vehicle_id, agent_keys.c.kid == kid))
+    row = conn.execute(update(commands).where(*checks)
                        .values(status=to, **values).returning(*_settled_columns())).first()
     return None if row is None else Settled(*row)
 
 
-_SETTLE_COLUMNS = (("id", String), ("vehicle_id", Integer), ("env_hash", String), ("status", String),
-                   ("reason", String), ("result", JSON), ("acked_ms", BigInteger), ("car_ts_ms", BigInteger),
-                   ("finished_ms", BigInteger))
+_SETTLE_COLUMNS = (("id", String), ("vehicle_id", Integer), ("env_hash", String), ("kid", String),
+                   ("status", String), ("reason", String), ("result", JSON), ("acked_ms", BigInteger),
+                   ("car_ts_ms", BigInteger), ("finished_ms", BigInteger))
 
 
 # One text for any batch size: psycopg prepares it once per connection, and SQLAlchemy never
-# compiles it (a VALUES list of literal rows was compiled anew for every batch).
+# compiles it (a VALUES list of literal rows was compiled anew for every batch). The pin check
+# lets the relay verify acks against keys it cached: a key unpinned since does not settle.
 _SETTLE_MANY_PG = """
 UPDATE commands AS c
    SET status = v.status, reason = v.reason, result = v.result::json, acked_ms = v.acked_ms,
        car_ts_ms = v.car_ts_ms, finished_ms = v.finished_ms
-  FROM unnest(%(id)s::text[], %(vehicle_id)s::int[], %(env_hash)s::text[], %(status)s::text[],
-              %(reason)s::text[], %(result)s::text[], %(acked_ms)s::bigint[], %(car_ts_ms)s::bigint[],
-              %(finished_ms)s::bigint[])
-       AS v(id, vehicle_id, env_hash, status, reason, result, acked_ms, car_ts_ms, finished_ms)
+  FROM unnest(%(id)s::text[], %(vehicle_id)s::int[], %(env_hash)s::text[], %(kid)s::text[],
+              %(status)s::text[], %(reason)s::text[], %(result)s::text[], %(acked_ms)s::bigint[],
+              %(car_ts_ms)s::bigint[], %(finished_ms)s::bigint[])
+       AS v(id, vehicle_id, env_hash, kid, status, reason, result, acked_ms, car_ts_ms, finished_ms)
  WHERE c.id = v.id AND c.vehicle_id = v.vehicle_id AND c.env_hash = v.env_hash
    AND c.status = ANY(%(allowed_from)s::text[])
+   AND EXISTS (SELECT 1 FROM agent_keys AS k WHERE k.vehicle_id = v.vehicle_id AND k.kid = v.kid)
 RETURNING c.id, c.env_hash, c.type, c.created_ms, c.sent_ms, c.last_sent_ms, c.attempts
 """
 
@@ -264,7 +270,7 @@ SELECT id, env_hash, type, created_ms, sent_ms, last_sent_ms, attempts,
 
 def settle_many(conn: Connection, acks: list[dict[str, Any]], allowed_from: Iterable[str], *,
                 notify: tuple[str, str, int] | None = None) -> dict[tuple[str, str], Settled]:
-    """`settle` for a batch of acks (dicts with the _SETTLE_COLUMNS): on PostgreSQL one
+    """`settle` (with its pin check) for a batch of acks (dicts with the _SETTLE_COLUMNS): on PostgreSQL one
     UPDATE ... FROM unnest(arrays) RETURNING, however many acks - a relay under load settles a
     growing batch for the price of one round trip; SQLite (in-process, no round trips) loops.
     Keyed by (command id, envelope hash), so a batch holding a forged ack beside the real one
@@ -278,7 +284,7 @@ def settle_many(conn: Connection, acks: list[dict[str, Any]], allowed_from: Iter
         for ack in acks:
             fields = {k: ack[k] for k in ("reason", "result", "acked_ms", "car_ts_ms", "finished_ms")}
             done = settle(conn, ack["id"], ack["vehicle_id"], ack["env_hash"], ack["status"], allowed_from,
-                          **fields)
+                          kid=ack["kid"], **fields)
             if done is not None:
                 moved[ack["id"], ack["env_hash"]] = done
         return moved

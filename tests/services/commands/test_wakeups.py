@@ -17,7 +17,7 @@ import pytest
 
 from chelian.agent.commands import CommandExecutor
 from chelian.agent.keystore import Keystore
-from chelian.services.commands.keys import PlatformKey
+from chelian.services.commands.keys import PlatformKey, pin_agent_key
 from chelian.services.commands.lifecycle import CommandService
 from chelian.services.commands.wakeups import CHANNEL, MAX_PAYLOAD_BYTES, Listener, payload
 from chelian.storage.db import make_engine, now_ms
@@ -163,7 +163,8 @@ def test_a_notification_during_the_first_read_still_wakes_the_waiter(world):
 
 
 def test_an_outcome_too_big_for_notify_wakes_the_waiter_to_re_read(world):
-    _url, _key_dir, service, vehicle, owner, _car, woken = world
+    _url, _key_dir, service, vehicle, owner, car, woken = world
+    kid = pin_agent_key(service.engine, vehicle.id, car.agent_public_key).kid  # acks settle only if pinned
     row, _ = service.create(vehicle, owner.id, "locate", {})
     service.mark_sent([row.id])
     big = {"blob": "x" * 10_000}
@@ -171,8 +172,8 @@ def test_an_outcome_too_big_for_notify_wakes_the_waiter_to_re_read(world):
     read, calls = reader(service, vehicle.id, row.id)
 
     def settle_as_another_process():
-        ack = dict(id=row.id, vehicle_id=vehicle.id, env_hash=row.env_hash, status="succeeded", reason=None,
-                   result=big, acked_ms=now_ms(), car_ts_ms=now_ms(), finished_ms=now_ms())
+        ack = dict(id=row.id, vehicle_id=vehicle.id, env_hash=row.env_hash, kid=kid, status="succeeded",
+                   reason=None, result=big, acked_ms=now_ms(), car_ts_ms=now_ms(), finished_ms=now_ms())
         with service.autocommit.connect() as conn:
             assert repo.settle_many(conn, [ack], ("sent",), notify=(CHANNEL, "elsewhere", MAX_PAYLOAD_BYTES))
 
