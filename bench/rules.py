@@ -1,5 +1,6 @@
-"""Rules benchmark: ingest throughput with geofences, speed/curfew, diagnostics and trips on,
-beside the very same run without them (1 000 cars, 10 000 geofences by default).
+"""Rules benchmark: ingest throughput with every detector on (crash, roadside, stolen and
+unauthorised movement; geofences, speed/curfew, diagnostics and trips), beside the very same
+run without them (1 000 cars, 10 000 geofences by default).
 
 The MQTT leg is left out on purpose: messages are prepared in memory and driven through
 `Processor.process` in batches of `--batch` (the ingest worker's unit of work) into a fresh
@@ -36,7 +37,7 @@ from chelian.ingest.processor import Processor  # noqa: E402
 from chelian.link.codec import encode_telemetry  # noqa: E402
 from chelian.link.topics import telemetry_topic  # noqa: E402
 from chelian.metrics import Metrics  # noqa: E402
-from chelian.services.geofences.platform import RulesServices  # noqa: E402
+from chelian.runtime import build_detectors  # noqa: E402
 from chelian.signals import Catalog  # noqa: E402
 from chelian.storage.db import make_engine, now_ms, upgrade  # noqa: E402
 from chelian.storage.tables import users, vehicles  # noqa: E402
@@ -98,9 +99,11 @@ def messages(cars: list[str], per_car: int, rng: random.Random) -> list[Inbound]
             lat += 25 * math.cos(heading) / 111_195
             lon += 25 * math.sin(heading) / (111_195 * math.cos(math.radians(lat)))
             body["Vehicle.CurrentLocation.Latitude"], body["Vehicle.CurrentLocation.Longitude"] = lat, lon
-            body["Vehicle.Speed"] = 40.0 + (i * 7 + c) % 40
+            body["Vehicle.Speed"] = 40.0 + (i * 7 + c) % 40 if i < per_car - 1 else 0.0  # parks at the end
             body["Vehicle.TraveledDistance"] = 10_000_000 + 25 * i
             body["Vehicle.LowVoltageSystemState"] = "OFF" if i == per_car - 1 else "ON"
+            body["Vehicle.Acceleration.Longitudinal"] = rng.uniform(-2.5, 2.5)  # the crash rule's input
+            body["Vehicle.Cabin.Door.Row1.DriverSide.IsLocked"] = True  # the movement alarm's input
             if i % 10 == 0:
                 body["Vehicle.Diagnostics.DTCList"] = ["P0301"] if (c + i) % 20 == 0 else []
             out.append(Inbound(c * per_car + i, 1, topic, encode_telemetry(i + 1, start + i * 1000, body),
@@ -123,7 +126,8 @@ def run(cars: list[str], fences: int, per_car: int, batch: int, with_rules: bool
         bus, events = EventBus(), {}
         bus.subscribe("*", lambda e: events.__setitem__(e.name, events.get(e.name, 0) + 1))
         if with_rules:
-            processor.observers.extend(RulesServices.build(engine, bus).observers)
+            safety, rules = build_detectors(engine, bus, Catalog.builtin(), settings=settings)
+            processor.observers.extend([*safety.observers, *rules.observers])
         stored = 0
         started = time.perf_counter()
         for i in range(0, len(inbound), batch):
