@@ -17,6 +17,7 @@ from sqlalchemy import insert
 from chelian.api.app import create_app
 from chelian.config import Settings
 from chelian.metrics import Metrics
+from chelian.services.commands.lifecycle import CommandService
 from chelian.signals import Catalog
 from chelian.storage.repositories import vehicles
 from chelian.storage.tables import events, latest_state, telemetry
@@ -64,6 +65,16 @@ def add_car(client: TestClient, owner: Owner, vin: str) -> dict:
                     json={"vin": vin, "make": "Ford", "model": "Focus", "year": 2019})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+@pytest.fixture
+def service(app, engine):
+    """The app's command service, with the MQTT hand-off recorded instead of sent."""
+    svc = CommandService.from_settings(app.state.settings, engine)
+    svc.sent = []
+    svc.dispatch = lambda cid, vin, payload: svc.sent.append((cid, vin, payload))
+    app.state.commands = svc
+    return svc
 
 
 @pytest.fixture

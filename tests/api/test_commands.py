@@ -21,16 +21,6 @@ from tests.api.conftest import VIN_A, VIN_B, add_car, make_owner
 from tests.services.commands.signing import SigningKey
 
 
-@pytest.fixture
-def service(app, engine):
-    """The app's command service, with the MQTT hand-off recorded instead of sent."""
-    svc = CommandService.from_settings(app.state.settings, engine)
-    svc.sent = []
-    svc.dispatch = lambda cid, vin, payload: svc.sent.append((cid, vin, payload))
-    app.state.commands = svc
-    return svc
-
-
 def post(client, owner, body, key=None, vin=VIN_A):
     headers = dict(owner.headers) | ({"Idempotency-Key": key} if key else {})
     return client.post(f"/api/v1/vehicles/{vin}/commands", headers=headers, json=body)

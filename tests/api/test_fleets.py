@@ -5,21 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from chelian.services.commands.lifecycle import CommandService
 from chelian.services.fleet import fleets
 from chelian.storage.tables import commands, users
 from tests.api.conftest import VIN_A, VIN_B, add_car, make_owner, put_state
 from tests.services.commands.signing import SigningKey
-
-
-@pytest.fixture
-def service(app, engine):
-    """The app's command service, with the MQTT hand-off recorded instead of sent."""
-    svc = CommandService.from_settings(app.state.settings, engine)
-    svc.sent = []
-    svc.dispatch = lambda cid, vin, payload: svc.sent.append((cid, vin, payload))
-    app.state.commands = svc
-    return svc
 
 
 @pytest.fixture

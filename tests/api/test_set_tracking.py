@@ -5,17 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chelian.services.commands.envelope import Command, load_public, open_sealed, unwrap
-from chelian.services.commands.lifecycle import CommandService
 from tests.api.conftest import VIN_A
-
-
-@pytest.fixture
-def service(app, engine):
-    svc = CommandService.from_settings(app.state.settings, engine)
-    svc.sent = []
-    svc.dispatch = lambda cid, vin, payload: svc.sent.append((cid, vin, payload))
-    app.state.commands = svc
-    return svc
 
 
 def post(client, owner, body):
