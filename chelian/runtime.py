@@ -11,8 +11,10 @@ and a LISTEN connection for cross-process wake-ups (services/commands/wakeups.py
 runs one thread at a time per process, so this is how the API uses more than one core. It
 is not free: bench/commands.py measured 5.2 instead of 4.2 ms of API CPU per command at 200/s
 with 2 processes (more relays, less batching), which paid off on 2 shared cores only because
-one process was at its limit. Per process, not shared: `/metrics` and the console's live
-feed (`WS /api/v1/live` is fed by ingest, which runs in the main process only).
+one process was at its limit. Per process, not shared: `/metrics`. The console's live feed
+(`WS /api/v1/live`) is shared: on PostgreSQL every ingest process (this one's and `chelian
+ingest` workers') NOTIFYs what it committed and every API process LISTENs and feeds its own
+push hub (web/feed.py), so a browser sees every car whichever process holds its WebSocket.
 
 Example:
     with Platform(Settings.load(data_dir="/tmp/c1")) as platform:
@@ -57,6 +59,7 @@ from chelian.services.safety.platform import SafetyServices
 from chelian.signals import Catalog
 from chelian.storage.db import is_postgres, make_engine, upgrade
 from chelian.storage.repositories import vehicles
+from chelian.web.feed import LiveListener, live_publisher, start_live_listener
 from chelian.web.push import PushHub
 
 log = logging.getLogger("chelian.runtime")
@@ -154,6 +157,8 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
     wakeups = start_wakeups(relay.service)
     app = create_app(settings, engine, Catalog.load(settings.vss_json), Metrics())
     app.state.commands = relay.service
+    app.state.push = push = PushHub(engine)
+    live = start_live_listener(engine, push)  # http_workers > 1 is PostgreSQL only: never None here
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     sock = http_socket(settings.http_host, settings.http_port, shared=True)
     try:
@@ -162,6 +167,8 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
         server.run(sockets=[sock])  # returns on SIGTERM / SIGINT
     finally:
         sock.close()
+        if live is not None:
+            live.stop()
         if wakeups is not None:
             wakeups.stop()
         relay.stop()
@@ -231,7 +238,9 @@ class Platform:
     observers: list[CommitObserver] = field(init=False, default_factory=list)
     """Ingest-path detectors; capabilities append theirs before start()."""
     push: PushHub = field(init=False)
-    """The web console's live map feed: an ingest observer, and the app's `state.push`."""
+    """The web console's live map feed, the app's `state.push`: fed by this process's ingest on
+    SQLite, by every ingest process through `live` on PostgreSQL."""
+    live: LiveListener | None = field(init=False, default=None)
     app: FastAPI = field(init=False)
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
@@ -257,7 +266,8 @@ class Platform:
         self.engine = make_engine(s.effective_database_url)
         self.command_engine = command_engine(self.engine)
         self.push = PushHub(self.engine)
-        self.observers.append(self.push)
+        # PostgreSQL: publish to every API process (this one's hub included, see web/feed.py).
+        self.observers.append(live_publisher(self.engine) or self.push)
 
     @property
     def api_url(self) -> str:
@@ -285,6 +295,7 @@ class Platform:
                                          s.purge_interval_s).start()
         self.relay = build_relay(self.settings, self.command_engine).start()
         self.wakeups = start_wakeups(self.relay.service)
+        self.live = start_live_listener(self.engine, self.push)
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         self.app.state.commands = self.relay.service
         self.app.state.safety = self.safety
@@ -346,6 +357,8 @@ class Platform:
             self.notifications.stop()
         if self.retention is not None:
             self.retention.stop()
+        if self.live is not None:
+            self.live.stop()
         if self.wakeups is not None:
             self.wakeups.stop()
         if self.relay is not None:

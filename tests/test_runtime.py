@@ -1,16 +1,26 @@
-"""`Platform` with several API processes (`http_workers`): one port, a relay per process, and
-commands that round-trip whichever process creates them, settles them or waits for them."""
+"""`Platform` with several API processes (`http_workers`): one port, a relay per process,
+commands that round-trip whichever process creates them, settles them or waits for them, and
+a live map that shows every car whichever process serves the WebSocket."""
 
 from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
 
 import httpx
 import pytest
 from sqlalchemy import text
+from websockets.sync.client import connect
 
 from chelian.config import Settings
 from chelian.errors import ConfigError
+from chelian.link import topics
+from chelian.link.codec import encode_telemetry
 from chelian.runtime import Platform
-from tests.factories import new_vin
+from chelian.storage.db import now_ms
+from tests.factories import new_vin, signals
 from tests.fixtures_brokers import free_port, wait_until
 from tests.services.commands.harness import LinkedCar
 
@@ -46,6 +56,48 @@ def test_commands_round_trip_across_api_processes(mosquitto_stack, tmp_path):
     finally:
         platform.stop()
     assert platform.api_workers is not None and not platform.api_workers.processes
+
+
+@pytest.mark.production
+def test_every_api_process_pushes_the_cars_that_ingest_stores(mosquitto_stack):
+    settings = mosquitto_stack.settings.model_copy(update={"http_port": free_port(), "http_workers": 2})
+    platform = Platform(settings).start()
+    creds = mosquitto_stack.add_car(new_vin())
+    car = mosquitto_stack.car_client(creds)
+    moving, seqs = threading.Event(), itertools.count(1)
+
+    def drive() -> None:
+        while not moving.wait(0.2):
+            car.publish(topics.telemetry_topic(creds.vin), encode_telemetry(next(seqs), now_ms(), signals(1)))
+
+    sockets = []
+    try:
+        with platform.engine.connect() as conn:
+            listeners = conn.execute(text("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE query = 'LISTEN chelian_live' "
+                                          "AND datname = current_database()")).scalar_one()
+        assert listeners == 2  # the main process and the worker
+        login = httpx.post(f"{platform.api_url}/api/v1/auth/token",
+                           data={"username": "owner@example.com", "password": "password1"})
+        token = login.json()["access_token"]
+        for _ in range(6):  # a connection each: the kernel spreads them over both processes
+            ws = connect(f"ws://127.0.0.1:{settings.http_port}/api/v1/live", open_timeout=10)
+            sockets.append(ws)
+            ws.send(json.dumps({"token": token}))
+            assert [json.loads(ws.recv(10))["type"] for _ in range(2)] == ["hello", "snapshot"]
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        for ws in sockets:  # each sees the car move, whichever process serves it
+            deadline = time.monotonic() + 30
+            while True:
+                frame = json.loads(ws.recv(max(deadline - time.monotonic(), 0.1)))
+                if any(c["vin"] == creds.vin and "lat" in c for c in frame.get("cars", [])):
+                    break
+    finally:
+        moving.set()
+        for ws in sockets:
+            ws.close()
+        platform.stop()
 
 
 def test_several_api_processes_need_postgresql(tmp_path):

@@ -14,6 +14,7 @@ from chelian.cli.common import console, safe_url, with_settings
 from chelian.config import Settings
 from chelian.events import EventBus
 from chelian.runtime import Platform, build_detectors, build_ingest
+from chelian.web.feed import live_publisher
 
 HttpHost = Annotated[str | None, typer.Option("--http-host", help="Address the API listens on. (default: 127.0.0.1)",
                                               show_default=False)]
@@ -63,7 +64,8 @@ def ingest(settings: Settings,
     """Run one more ingest worker against the broker (no API); workers share the stream.
 
     On MQTT 5 brokers every worker joins the shared subscription group, so starting more of
-    them (on this or other machines) splits the load. Stop with Ctrl-C.
+    them (on this or other machines) splits the load. On PostgreSQL each worker also announces
+    what it stored to the API processes' live maps. Stop with Ctrl-C.
     """
     from chelian.metrics import Metrics
     from chelian.signals import Catalog
@@ -74,8 +76,9 @@ def ingest(settings: Settings,
     client_id = f"chelian-ingest-{worker_id or f'{socket.gethostname()}-{os.getpid()}'}"
     catalog = Catalog.load(settings.vss_json)
     safety, rules = build_detectors(engine, EventBus(), catalog, settings=settings)
+    live = live_publisher(engine)  # PostgreSQL: the API processes' live maps show these cars too
     worker = build_ingest(settings, engine, catalog, Metrics(), client_id=client_id,
-                          observers=[*safety.observers, *rules.observers])
+                          observers=[*safety.observers, *rules.observers, *([live] if live else [])])
     worker.start()
     console.print(f"ingest worker {client_id} consuming from {settings.broker_host_port}; Ctrl-C to stop",
                   markup=False, highlight=False)

@@ -16,9 +16,13 @@ Who may see a car is cached for ACCESS_CACHE_S: a car taken out of a fleet (by
 `chelian fleet remove-vehicle`, often another process) stops reaching the fleet's operators
 within that time, while the REST API refuses them at once.
 
-Threads: `on_committed` runs on the ingest worker's thread, the flush on the web server's
-event loop; a `threading.Lock` guards the subscriber table and each pending dict, and both
-sides hold it only to swap dicts, never for I/O.
+Where updates come from: on SQLite, this process's ingest (the hub is one of its
+CommitObservers); on PostgreSQL, every ingest process through NOTIFY (feed.py), so every API
+process sees every car whichever process ingested it.
+
+Threads: `on_committed` / `route` run on the ingest worker's (or feed listener's) thread,
+the flush on the web server's event loop; a `threading.Lock` guards the subscriber table and
+each pending dict, and both sides hold it only to swap dicts, never for I/O.
 
 Example:
     hub = PushHub(engine)
@@ -116,12 +120,20 @@ class PushHub:
 
     # --- ingest side (ingest thread) -----------------------------------------------------
 
-    def on_committed(self, result: WriteResult) -> None:
+    @property
+    def watched(self) -> bool:
+        """Whether anybody is subscribed (when nobody is, updates are not even decoded)."""
         with self._lock:
-            if not self._by_user:
-                return  # nobody is looking: no lookups, no work
-        updates = _updates(result)
-        if not updates:
+            return bool(self._by_user)
+
+    def on_committed(self, result: WriteResult) -> None:
+        if self.watched:  # nobody is looking: no lookups, no work
+            self.route(updates_of(result))
+
+    def route(self, updates: dict[int, Update]) -> None:
+        """Put `vehicle_id -> update` into the subscriptions of whoever may see each car (the
+        updates are completed with the VIN); from this process's ingest or from feed.py."""
+        if not updates or not self.watched:
             return
         viewers = self._viewers_of(list(updates))
         by_user: dict[int, list[tuple[str, Update]]] = {}
@@ -148,7 +160,7 @@ class PushHub:
         return self._viewers
 
 
-def _updates(result: WriteResult) -> dict[int, Update]:
+def updates_of(result: WriteResult) -> dict[int, Update]:
     """vehicle_id -> the map-relevant fields in this commit (later rows win over earlier ones)."""
     out: dict[int, Update] = {}
     for row in result.new_telemetry:
