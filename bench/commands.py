@@ -5,7 +5,7 @@ Three processes besides Mosquitto and PostgreSQL, so none steals the others' GIL
   (with `--workers N`, N - 1 more API processes as `chelian serve --workers N` starts them, each
   with its own relay, all woken through PostgreSQL LISTEN/NOTIFY);
 * cars: one MQTT connection per car, each with a real `CommandExecutor` (signature, replay
-  window, keystore saved with fsync before acting and after answering) and a fake body;
+  window, keystore journal synced before acting) and a fake body;
 * load: an open-loop client that starts commands on a fixed schedule (POST with an
   Idempotency-Key, then GET ?wait_s=10) and times each from its *scheduled* start to the final
   answer, so a client or server falling behind shows up as latency (no coordinated omission).
@@ -15,8 +15,10 @@ same rate through the same cars (publish a command-sized payload, the car echoes
 that broker, paho and Python impose. The last line is one JSON object with the figures, among
 them `cpu_ms_per_command`: the CPU (user + system) each role used during the API phase per
 command (API processes, cars, load, Mosquitto, PostgreSQL backends), i.e. what a machine
-must have to spare per command/s. `--car-dir /dev/shm/...` keeps the cars' keystores in
-memory: their two fsyncs per command on this machine's one disk are not the platform's cost.
+must have to spare per command/s, and `server`, the HTTP parser and event loop uvicorn picked
+(httptools and uvloop when installed, as `uvicorn[standard]` does). `--car-dir /dev/shm/...`
+keeps the cars' keystores in memory: their fsync per command on this machine's one disk is not
+the platform's cost.
 
     .venv/bin/python bench/commands.py --cars 1000 --rate 200 --seconds 15 --workers 2
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import logging
 import multiprocessing as mp
@@ -294,6 +297,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="commands per second, across all cars")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured duration of each phase")
     parser.add_argument("--workers", type=int, default=1, help="API processes (chelian serve --workers)")
+    parser.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
+                        help="uvicorn's HTTP parser in this process (A/B against uvicorn[standard])")
+    parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
+                        help="uvicorn's event loop in this process")
     parser.add_argument("--car-dir", default=None,
                         help="where cars keep their keystores (default: a temp dir on disk: real fsyncs)")
     args = parser.parse_args()
@@ -333,7 +340,8 @@ def main() -> None:
         app.state.commands = relay.service
         import uvicorn
 
-        server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, http=args.http,
+                                               loop=args.loop))
         sock = http_socket("127.0.0.1", settings.http_port, shared=args.workers > 1)
         workers = ApiWorkers(settings, args.workers - 1).start()
         threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
@@ -386,6 +394,9 @@ def main() -> None:
     if args.car_dir is None:
         shutil.rmtree(car_dir, ignore_errors=True)
 
+    auto_loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"  # what "auto" picks
+    stack = {"http": server.config.http_protocol_class.__name__,  # "auto" resolved to the class it chose
+             "loop": auto_loop if server.config.loop == "auto" else server.config.loop}
     round_trips = [ms for ms, _status, _lat in api]
     succeeded = sum(status == "succeeded" for _ms, status, _lat in api)
     sent_to_ack = [lat["sent_to_ack_ms"] for _ms, _s, lat in api if lat["sent_to_ack_ms"] is not None]
@@ -404,7 +415,7 @@ def main() -> None:
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
                "client_phases_ms": phases,
                "cpu_ms_per_command": {role: round(s * 1000 / (total + warmup), 2) for role, s in cpu_used.items()},
-               "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk"}
+               "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk", "server": stack}
     print(f"API round trip   p50 {figures['api_round_trip_ms']['p50']:.1f} ms  "
           f"p99 {figures['api_round_trip_ms']['p99']:.1f} ms  ({succeeded}/{len(api)} succeeded)")
     print(f"raw MQTT echo    p50 {figures['mqtt_round_trip_ms']['p50']:.1f} ms  "
