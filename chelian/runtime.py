@@ -59,7 +59,7 @@ from chelian.services.safety.platform import SafetyServices
 from chelian.signals import Catalog
 from chelian.storage.db import is_postgres, make_engine, upgrade
 from chelian.storage.repositories import vehicles
-from chelian.web.feed import LiveListener, live_publisher, start_live_listener
+from chelian.web.feed import LiveListener, LivePublisher, live_publisher, start_live_listener
 from chelian.web.push import PushHub
 
 log = logging.getLogger("chelian.runtime")
@@ -241,6 +241,8 @@ class Platform:
     """The web console's live map feed, the app's `state.push`: fed by this process's ingest on
     SQLite, by every ingest process through `live` on PostgreSQL."""
     live: LiveListener | None = field(init=False, default=None)
+    publisher: LivePublisher | None = field(init=False, default=None)
+    """PostgreSQL: the ingest observer that announces commits to every API process."""
     app: FastAPI = field(init=False)
     broker: EmbeddedBroker | None = field(init=False, default=None)
     ingest: IngestWorker | None = field(init=False, default=None)
@@ -267,7 +269,8 @@ class Platform:
         self.command_engine = command_engine(self.engine)
         self.push = PushHub(self.engine)
         # PostgreSQL: publish to every API process (this one's hub included, see web/feed.py).
-        self.observers.append(live_publisher(self.engine) or self.push)
+        self.publisher = live_publisher(self.engine)
+        self.observers.append(self.publisher or self.push)
 
     @property
     def api_url(self) -> str:
@@ -365,6 +368,8 @@ class Platform:
             self.relay.stop()
         if self.ingest is not None:
             self.ingest.stop()
+        if self.publisher is not None:
+            self.publisher.close()
         if self.broker is not None:
             self.broker.stop()
         self.command_engine.dispose()

@@ -87,4 +87,6 @@ def ingest(settings: Settings,
         signal.signal(sig, lambda *_: done.set())
     done.wait()
     worker.stop()
+    if live is not None:
+        live.close()
     engine.dispose()

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine
 
 from chelian.ingest.batch import WriteResult
 from chelian.storage.db import is_postgres
@@ -94,15 +94,22 @@ class LivePublisher:
     """Ingest CommitObserver: NOTIFY every API process of the map-relevant part of a commit."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A pool of its own, autocommit and without the pre-ping, so a batch costs one round trip
+        # (not a ping too). After a database restart the first NOTIFY fails and invalidates the
+        # connection: that batch is not announced (the processor logs it), the next one is.
+        self.engine = create_engine(engine.url, pool_size=1, max_overflow=1, pool_pre_ping=False,
+                                    isolation_level="AUTOCOMMIT")
         self.sent = 0
         """Notifications sent so far."""
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def on_committed(self, result: WriteResult) -> None:
         chunks = payloads(updates_of(result))
         if not chunks:
             return
-        with self.engine.connect() as conn:  # autocommit: the data's own transaction is over
+        with self.engine.connect() as conn:
             conn.exec_driver_sql(_NOTIFY, {"channel": CHANNEL, "payloads": chunks})
         self.sent += len(chunks)
 

@@ -96,6 +96,8 @@ class PushHub:
         self._viewers: dict[int, tuple[str, frozenset[int]]] = {}
         """vehicle_id -> (vin, ids of the users who may see it)."""
         self._viewers_loaded_at = clock()
+        self._newest: dict[int, int] = {}
+        """vehicle_id -> ts_ms of the newest position routed (older ones are not pushed)."""
 
     # --- subscriptions (event loop) ------------------------------------------------------
 
@@ -139,7 +141,7 @@ class PushHub:
         by_user: dict[int, list[tuple[str, Update]]] = {}
         for vehicle_id, update in updates.items():
             found = viewers.get(vehicle_id)
-            if found is not None:
+            if found is not None and self._fresh(vehicle_id, update):
                 vin, user_ids = found
                 update["vin"] = vin
                 for user_id in user_ids:
@@ -149,6 +151,22 @@ class PushHub:
                        for sub in self._by_user.get(user_id, ())]
         for sub, items in targets:
             sub.put(items)
+
+    def _fresh(self, vehicle_id: int, update: Update) -> bool:
+        """Drop the position of an update older than one already routed; False if nothing is
+        left. Ingest processes sharing the stream commit one car's messages in parallel, so
+        their NOTIFYs can arrive out of order; the map, like latest_state, only moves forward."""
+        ts_ms = update.get("ts_ms")
+        if ts_ms is None:
+            return True
+        if ts_ms >= self._newest.get(vehicle_id, 0):
+            self._newest[vehicle_id] = ts_ms
+            return True
+        for key in (*PUSHED_SIGNALS.values(), "ts_ms"):
+            update.pop(key, None)
+        if update.get("online") is True:  # said by that old message; a newer one said it already
+            del update["online"]
+        return bool(update)
 
     def _viewers_of(self, vehicle_ids: list[int]) -> dict[int, tuple[str, frozenset[int]]]:
         if self._clock() - self._viewers_loaded_at > ACCESS_CACHE_S:

@@ -37,6 +37,7 @@ def other_ingest(database_url, tmp_path):
     publisher = LivePublisher(engine)
     processor.observers.append(publisher)
     yield processor, publisher
+    publisher.close()
     engine.dispose()
 
 

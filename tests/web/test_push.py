@@ -78,3 +78,17 @@ def test_with_nobody_watching_a_commit_costs_no_query(engine, ana):
     hub.on_committed(committed([position(ana.vehicle_id, 3, 42.0, -83.0)]))
     assert len(queries) == 1  # the owner lookup, then cached
     assert sub.take()
+
+
+def test_a_position_older_than_one_already_pushed_is_left_out(engine, ana):
+    """Two ingest processes commit one car's messages in parallel: the older may come second."""
+    hub = PushHub(engine)
+    sub = hub.subscribe(ana.user_id)
+    hub.on_committed(committed([position(ana.vehicle_id, 5, 42.5, -83.0)]))
+    assert sub.take()[ana.vin]["lat"] == 42.5
+    hub.on_committed(committed([position(ana.vehicle_id, 4, 42.4, -83.0)]))
+    assert sub.take() == {}
+    crash = event(ana.vehicle_id, "crash_detected")
+    hub.on_committed(committed([position(ana.vehicle_id, 3, 42.3, -83.0)], [crash]))
+    update = sub.take()[ana.vin]
+    assert update["alert"]["type"] == "crash_detected" and "lat" not in update and "ts_ms" not in update
