@@ -4,9 +4,10 @@ Served by the same FastAPI app (and so the same `chelian serve` process and port
 API, so the console needs no second server, no CORS and no CDN: everything under
 `/static` is in the repository (vendored libraries: see scripts/build-web).
 
-The push hub lives on `app.state.push`: the runtime puts there the one it feeds from ingest;
-an app built without a runtime (tests, an API-only process) gets an unfed one on first use,
-whose connections receive the snapshot and then nothing.
+The push hub lives on `app.state.push`: the runtime puts there the one it feeds (from
+ingest directly on SQLite; on PostgreSQL from every ingest process's `chelian_live`
+notifications, see feed.py); an app built without a runtime (tests) gets an unfed one on
+first use, whose connections receive the snapshot and then nothing.
 """
 
 from __future__ import annotations
