@@ -309,7 +309,14 @@ def main() -> None:
     from chelian.api.app import create_app
     from chelian.config import Settings
     from chelian.metrics import Metrics
-    from chelian.runtime import ApiWorkers, build_relay, command_engine, http_socket, start_wakeups
+    from chelian.runtime import (
+        ApiWorkers,
+        build_relay,
+        calm_garbage_collector,
+        command_engine,
+        http_socket,
+        start_wakeups,
+    )
     from chelian.services.accounts.signup import log_in, sign_up
     from chelian.services.commands.envelope import Command
     from chelian.signals import Catalog
@@ -344,6 +351,7 @@ def main() -> None:
                                                loop=args.loop))
         sock = http_socket("127.0.0.1", settings.http_port, shared=args.workers > 1)
         workers = ApiWorkers(settings, args.workers - 1).start()
+        calm_garbage_collector()  # as chelian serve does before serving
         threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
         ready, stop = ctx.Event(), ctx.Event()
         cars = ctx.Process(target=_cars, args=(port, vins, relay.service.platform_key.public, str(car_dir),
