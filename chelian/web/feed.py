@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import Engine, create_engine
 
 from chelian.ingest.batch import WriteResult
 from chelian.storage.db import is_postgres
+from chelian.storage.listen import ChannelListener
 from chelian.web.push import PushHub, Update, updates_of
 
 log = logging.getLogger("chelian.web.feed")
@@ -120,65 +120,20 @@ def live_publisher(engine: Engine) -> LivePublisher | None:
     return LivePublisher(engine) if is_postgres(engine) else None
 
 
-class LiveListener:
+class LiveListener(ChannelListener):
     """One thread per API process: LISTEN on CHANNEL and route what arrives through `hub`."""
 
     def __init__(self, engine: Engine, hub: PushHub, *, poll_s: float = 1.0) -> None:
-        self.engine = engine
+        super().__init__(engine, CHANNEL, name="chelian-live-feed", logger=log,
+                         events=(LIVE_FEED_LISTENING, LIVE_FEED_LOST), poll_s=poll_s)
         self.hub = hub
-        self.poll_s = poll_s
-        """How often the thread looks up from waiting to check whether it should stop."""
-        self.listening = threading.Event()
         self.received = 0
         """Notifications received so far (parsed or not)."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="chelian-live-feed", daemon=True)
 
-    def start(self, timeout_s: float = 10.0) -> LiveListener:
-        self._thread.start()
-        if not self.listening.wait(timeout_s):
-            log.warning("%s reason=%s", LIVE_FEED_LOST, "not listening yet")
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def __enter__(self) -> LiveListener:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                self._listen()
-                delay = 0.1
-            except Exception as exc:  # a dropped connection: reconnect; what was sent meanwhile is lost
-                self.listening.clear()
-                log.warning("%s error=%r retry_in_s=%.1f", LIVE_FEED_LOST, exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _listen(self) -> None:
-        # The driver's own connection, out of the pool for good: LISTEN is session state.
-        raw = self.engine.raw_connection()
-        conn: Any = raw.driver_connection
-        raw.detach()
-        try:
-            conn.autocommit = True
-            conn.execute(f"LISTEN {CHANNEL}")
-            self.listening.set()
-            log.info("%s channel=%s", LIVE_FEED_LISTENING, CHANNEL)
-            while not self._stop.is_set():
-                for note in conn.notifies(timeout=self.poll_s):
-                    self.received += 1
-                    if self.hub.watched:
-                        self._route(note.payload)
-        finally:
-            conn.close()
+    def deliver(self, raw: str) -> None:
+        self.received += 1
+        if self.hub.watched:  # with nobody subscribed, not even parsed
+            self._route(raw)
 
     def _route(self, raw: str) -> None:
         try:

@@ -6,8 +6,9 @@ so the relay that settles a command is often not in the process whose request wa
 The transaction that changes a command announces it: acks through the settling statement
 itself (`repositories.commands.settle_many(..., notify=...)`, one round trip), expiries and
 forced outcomes through `announce()`. PostgreSQL delivers a NOTIFY at COMMIT, never before
-and never for a rolled-back transaction, so a woken waiter always finds the committed outcome. Each process runs one `Listener` thread holding a connection in `LISTEN`, which
-hands every notification to its in-process `Notifier`.
+and never for a rolled-back transaction, so a woken waiter always finds the committed outcome.
+Each process runs one `Listener` thread (a `storage.listen.ChannelListener`) holding a
+connection in `LISTEN`, which hands every notification to its in-process `Notifier`.
 
 Nothing is lost to ordering: a waiter registers its watch *before* it reads the command
 (notify.py), so a NOTIFY that arrives before the watch exists is covered by that read, and
@@ -30,13 +31,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
 from chelian.services.commands.notify import Notifier
+from chelian.storage.listen import ChannelListener
 
 log = logging.getLogger("chelian.commands")
 
@@ -65,67 +66,21 @@ def announce(conn: Connection, origin: str, changes: Mapping[str, Mapping[str, A
                           "payloads": [payload(origin, cid, change) for cid, change in changes.items()]})
 
 
-class Listener:
+class Listener(ChannelListener):
     """One thread per process: LISTEN on CHANNEL, wake the matching watches of `notifier`."""
 
     def __init__(self, engine: Engine, notifier: Notifier, *, poll_s: float = 1.0) -> None:
-        self.engine = engine
+        super().__init__(engine, CHANNEL, name="chelian-command-wakeups", logger=log,
+                         events=(WAKEUPS_LISTENING, WAKEUPS_LOST), poll_s=poll_s)
         self.notifier = notifier
-        self.poll_s = poll_s
-        """How often the thread looks up from waiting to check whether it should stop."""
-        self.listening = threading.Event()
-        self._stop = threading.Event()
-        self._conn: Any = None
-        self._thread = threading.Thread(target=self._run, name="chelian-command-wakeups", daemon=True)
 
-    def start(self, timeout_s: float = 10.0) -> Listener:
-        self._thread.start()
-        if not self.listening.wait(timeout_s):
-            log.warning("%s reason=%s", WAKEUPS_LOST, "not listening yet")
-        return self
+    def on_listening(self) -> None:
+        self.notifier.notify_all()  # whatever was sent while nobody listened: re-read
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+    def on_lost(self) -> None:
+        self.notifier.notify_all()  # waiters re-read rather than wait for a lost wake-up
 
-    def __enter__(self) -> Listener:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        delay = 0.1
-        while not self._stop.is_set():
-            try:
-                self._listen()
-                delay = 0.1
-            except Exception as exc:  # a dropped connection: reconnect, and have everyone re-read
-                self.listening.clear()
-                log.warning("%s error=%r retry_in_s=%.1f", WAKEUPS_LOST, exc, delay)
-                self.notifier.notify_all()
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _listen(self) -> None:
-        # The driver's own connection, taken out of the pool for good: LISTEN is session
-        # state, and this session does nothing else.
-        raw = self.engine.raw_connection()
-        conn = raw.driver_connection
-        raw.detach()
-        try:
-            conn.autocommit = True
-            conn.execute(f"LISTEN {CHANNEL}")
-            self.listening.set()
-            self.notifier.notify_all()  # whatever was sent while nobody listened: re-read
-            log.info("%s channel=%s", WAKEUPS_LISTENING, CHANNEL)
-            while not self._stop.is_set():
-                for note in conn.notifies(timeout=self.poll_s):
-                    self._deliver(note.payload)
-        finally:
-            conn.close()
-
-    def _deliver(self, raw: str) -> None:
+    def deliver(self, raw: str) -> None:
         if self.notifier.origin in raw[:64]:
             return  # this process's own (checked before parsing: it is most of them with one process)
         try:
