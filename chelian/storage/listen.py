@@ -8,6 +8,7 @@ with backoff when the connection drops. Notifications sent while nobody listens 
 `on_listening` runs after every (re)connect so a subclass can make up for that.
 
 Subclasses say what a payload means (`deliver`) and what to do after a (re)connect or a loss.
+The sending side is `notify()`: many payloads on one channel in one round trip.
 
 Example:
     class Echo(ChannelListener):
@@ -22,7 +23,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Self
+from collections.abc import Sequence
+from typing import Any, Final, Self
+
+MAX_NOTIFY_BYTES: Final = 7_900
+"""PostgreSQL refuses NOTIFY payloads of 8000 bytes or more."""
+
+_NOTIFY_MANY = "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p"
+
+
+def notify(conn: Any, channel: str, payloads: Sequence[str]) -> None:
+    """NOTIFY every payload on `channel` in one statement; delivered when `conn` commits."""
+    conn.exec_driver_sql(_NOTIFY_MANY, {"channel": channel, "payloads": list(payloads)})
 
 
 class ChannelListener:

@@ -42,21 +42,17 @@ from sqlalchemy import Engine, create_engine
 
 from chelian.ingest.batch import WriteResult
 from chelian.storage.db import is_postgres
-from chelian.storage.listen import ChannelListener
+from chelian.storage.listen import MAX_NOTIFY_BYTES as MAX_PAYLOAD_BYTES
+from chelian.storage.listen import ChannelListener, notify
 from chelian.web.push import PushHub, Update, updates_of
 
 log = logging.getLogger("chelian.web.feed")
 
 CHANNEL: Final = "chelian_live"
-MAX_PAYLOAD_BYTES: Final = 7_900
-"""PostgreSQL refuses NOTIFY payloads of 8000 bytes or more."""
 
 LIVE_FEED_LISTENING: Final = "live_feed_listening"
 LIVE_FEED_LOST: Final = "live_feed_lost"
 LIVE_FEED_BAD_PAYLOAD: Final = "live_feed_bad_payload"
-
-_NOTIFY = "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p"
-
 
 def payloads(updates: Mapping[int, Update], limit: int = MAX_PAYLOAD_BYTES) -> list[str]:
     """`vehicle_id -> update` as JSON objects of at most `limit` bytes, each car in one of them."""
@@ -110,7 +106,7 @@ class LivePublisher:
         if not chunks:
             return
         with self.engine.connect() as conn:
-            conn.exec_driver_sql(_NOTIFY, {"channel": CHANNEL, "payloads": chunks})
+            notify(conn, CHANNEL, chunks)
         self.sent += len(chunks)
 
 

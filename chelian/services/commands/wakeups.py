@@ -37,13 +37,12 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine
 
 from chelian.services.commands.notify import Notifier
-from chelian.storage.listen import ChannelListener
+from chelian.storage.listen import MAX_NOTIFY_BYTES as MAX_PAYLOAD_BYTES
+from chelian.storage.listen import ChannelListener, notify
 
 log = logging.getLogger("chelian.commands")
 
 CHANNEL: Final = "chelian_commands"
-MAX_PAYLOAD_BYTES: Final = 7_900
-"""PostgreSQL refuses NOTIFY payloads of 8000 bytes or more."""
 
 WAKEUPS_LISTENING: Final = "command_wakeups_listening"
 WAKEUPS_LOST: Final = "command_wakeups_lost"
@@ -61,9 +60,7 @@ def announce(conn: Connection, origin: str, changes: Mapping[str, Mapping[str, A
     the lot). Call it inside the transaction that made the change."""
     if not changes or conn.dialect.name != "postgresql":
         return
-    conn.exec_driver_sql("SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) AS p",
-                         {"channel": CHANNEL,
-                          "payloads": [payload(origin, cid, change) for cid, change in changes.items()]})
+    notify(conn, CHANNEL, [payload(origin, cid, change) for cid, change in changes.items()])
 
 
 class Listener(ChannelListener):
