@@ -32,8 +32,10 @@ import itertools
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +68,24 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_ingest_process(stack: Any, worker_id: str, log: Path) -> subprocess.Popen:
+    """A `chelian ingest` worker process against `stack`'s broker and database, logging to `log`."""
+    s = stack.settings
+    broker = ["--mqtt-url", s.mqtt_url] if s.mqtt_url else ["--mqtt-port", str(s.mqtt_port)]
+    cmd = [sys.executable, "-m", "chelian", "ingest", "--worker-id", worker_id, "--data-dir",
+           str(s.data_dir), "--database-url", s.effective_database_url, *broker]
+    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM (the worker finishes its batch and disconnects), SIGKILL after 10 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> bool:

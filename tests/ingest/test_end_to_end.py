@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,7 +22,7 @@ from chelian.signals import Catalog
 from chelian.storage.db import now_ms
 from chelian.storage.tables import rejected_messages, telemetry
 from tests.factories import new_vin, signals
-from tests.fixtures_brokers import wait_until
+from tests.fixtures_brokers import start_ingest_process, stop_process, wait_until
 
 
 def stored_seqs(engine) -> list[int]:
@@ -94,20 +91,12 @@ def test_bad_messages_are_rejected_counted_and_kept_aside(broker_stack, ingest):
         assert ingest.processor.metrics.messages_rejected.labels(reason)._value.get() == 1
 
 
-def _start_ingest_process(stack, worker_id: str, log: Path) -> subprocess.Popen:
-    s = stack.settings
-    broker = ["--mqtt-url", s.mqtt_url] if s.mqtt_url else ["--mqtt-port", str(s.mqtt_port)]
-    cmd = [sys.executable, "-m", "chelian", "ingest", "--worker-id", worker_id, "--data-dir",
-           str(s.data_dir), "--database-url", s.effective_database_url, *broker]
-    return subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
 @pytest.mark.slow
 def test_ingest_killed_mid_stream_stores_every_message_exactly_once(broker_stack, tmp_path):
     car = broker_stack.add_car(new_vin())
     client = broker_stack.car_client(car)
     log = tmp_path / "ingest.log"
-    worker = _start_ingest_process(broker_stack, "killme", log)
+    worker = start_ingest_process(broker_stack, "killme", log)
     total = 400
     published = threading.Event()
 
@@ -127,18 +116,14 @@ def test_ingest_killed_mid_stream_stores_every_message_exactly_once(broker_stack
         killed_at = len(stored_seqs(broker_stack.engine))
         assert killed_at < total, "the kill came too late to test anything"
         time.sleep(0.5)
-        worker = _start_ingest_process(broker_stack, "killme", log)
+        worker = start_ingest_process(broker_stack, "killme", log)
         publisher.join(30)
         assert published.is_set()
         assert wait_until(lambda: len(stored_seqs(broker_stack.engine)) >= total, timeout=30), log.read_text()
         time.sleep(0.5)  # any duplicate delivery would have landed by now
         assert stored_seqs(broker_stack.engine) == list(range(total))
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker)
 
 
 def _is_subscribed(stack, client, car) -> bool:

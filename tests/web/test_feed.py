@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -22,7 +19,7 @@ from chelian.storage.db import make_engine, now_ms
 from chelian.web.feed import MAX_PAYLOAD_BYTES, LiveListener, LivePublisher, live_publisher, parse, payloads
 from chelian.web.push import LAT, LON, PushHub
 from tests.factories import make_car, make_owner, new_vin, signals
-from tests.fixtures_brokers import wait_until
+from tests.fixtures_brokers import start_ingest_process, stop_process, wait_until
 from tests.web.conftest import committed, position
 
 POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -117,11 +114,8 @@ def test_a_chelian_ingest_worker_feeds_the_hub_of_this_process(mosquitto_stack, 
     owner = stack._owner_id
     hub = PushHub(stack.engine)
     sub = hub.subscribe(owner)
-    s = stack.settings
     log = tmp_path / "ingest.log"
-    cmd = [sys.executable, "-m", "chelian", "ingest", "--worker-id", f"feed-{os.getpid()}", "--data-dir",
-           str(s.data_dir), "--database-url", s.effective_database_url, "--mqtt-url", s.mqtt_url]
-    worker = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    worker = start_ingest_process(stack, f"feed-{os.getpid()}", log)
     car = stack.car_client(creds)
     got: dict = {}
     seqs = itertools.count(1)
@@ -136,8 +130,4 @@ def test_a_chelian_ingest_worker_feeds_the_hub_of_this_process(mosquitto_stack, 
             assert wait_until(arrived, timeout=30, interval=0.3), log.read_text()
         assert got[creds.vin]["lat"] == signals(1)[LAT]
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker)
