@@ -1,8 +1,9 @@
 """Vehicle Identification Numbers (ISO 3779 / 49 CFR 565).
 
 A VIN is 17 characters from 0-9 and A-Z without I, O and Q. North American VINs
-(first character 1-5) carry a check digit in position 9; elsewhere position 9 is free,
-so the check digit is verified only where it applies.
+(first character 1-5, 49 CFR 565) and Chinese VINs (WMI starting with L, GB 16735) carry a
+check digit in position 9; elsewhere (e.g. Europe) position 9 is free, so the check digit
+is verified only where it applies.
 
 Example:
     normalise_vin("1m8gdm9axkp042788")   # "1M8GDM9AXKP042788"
@@ -24,7 +25,7 @@ _TRANSLITERATION = {
     **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
 }
 _WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
-CHECK_DIGIT_REGIONS = "12345"  # North America: 1-5 (US, Canada, Mexico)
+CHECK_DIGIT_REGIONS = "12345L"  # North America: 1-5 (US, Canada, Mexico); China: L (GB 16735)
 
 
 def check_digit(vin: str) -> str:
