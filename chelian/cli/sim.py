@@ -31,7 +31,8 @@ MqttVersion = Annotated[int, typer.Option(min=4, max=5, help="4 for MQTT 3.1.1, 
 MapFile = Annotated[Path | None, typer.Option(
     "--map", help="An OpenStreetMap extract (.osm.pbf): drive on its roads instead of a generated grid.")]
 Scenarios = Annotated[list[str] | None, typer.Option(
-    "--scenario", help=f"NAME:CAR[@SECONDS], repeatable: car CAR (0-based) has it happen after SECONDS "
+    # `\\[` keeps Rich (typer's help renderer) from reading [@SECONDS] as markup and dropping it.
+    "--scenario", help=f"NAME:CAR\\[@SECONDS], repeatable: car CAR (0-based) has it happen after SECONDS "
                        f"(default 60). Names: {', '.join(sorted(SCENARIOS))}. E.g. --scenario crash:3")]
 
 

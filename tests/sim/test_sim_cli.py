@@ -16,6 +16,18 @@ def test_help_names_the_new_options():
     assert "--map" in out and "--scenario" in out and "crash" in out
 
 
+def test_scenario_help_keeps_its_optional_part_and_cars_go_past_1000():
+    """Rich markup once swallowed `[@SECONDS]`; the fleet cap is a sanity bound, not 1 000."""
+    out = CliRunner().invoke(app, ["sim", "--help"], env={"COLUMNS": "200"}).output
+    assert "NAME:CAR[@SECONDS]" in out
+    assert "1<=x<=20000" in out
+
+
+def test_too_many_cars_is_a_clear_error(tmp_path):
+    result = run(tmp_path, "--cars", "20001")
+    assert result.exit_code != 0 and "20000" in result.output and "Traceback" not in result.output
+
+
 def test_bad_scenarios_and_maps_are_one_line_errors(tmp_path):
     cases = {
         ("--scenario", "explode:1"): "unknown scenario 'explode'",
