@@ -13,10 +13,16 @@ run warms up (connect storm, first snapshots), then measures for a window:
 * whether the fleet kept up: every car sampled once a second on average (>= 97 %), no
   backlog growing in the agents' queues, every car connected, visible lag p99 under 2.5 s.
 
-The largest size that kept up is `cars_sustained`; the last line is one JSON object.
+The cars are built as `chelian sim` builds them, each with its command executor and keystore
+(trusting a platform key made for the run), so their cost is in the figures.
 
-    .venv/bin/python bench/sim.py                    # ramp 250, 500, 1000, 1500, 2000
-    .venv/bin/python bench/sim.py --ramp 1000 --measure-s 60
+The ramp goes up from `--start` by `--step` until a size fails to keep up (or `--max-cars`):
+the largest size that kept up is `cars_sustained`, and `headroom_over_1000` is how many cars
+beyond the 1 000 the platform must carry. The last line is one JSON object.
+
+    .venv/bin/python bench/sim.py                    # 1000, 1500, 2000, ... until one fails
+    .venv/bin/python bench/sim.py --start 2000 --step 1000 --max-cars 8000
+    .venv/bin/python bench/sim.py --ramp 1000 --measure-s 60    # explicit sizes only
 """
 
 from __future__ import annotations
@@ -65,9 +71,10 @@ def listener_pid(port: int) -> int | None:
 
 
 def run_fleet(port: int, vins: list[str], map_file: str | None, seconds: float, state_dir: str,
-              stats) -> None:
+              stats, data_dir: str) -> None:
     """Child process: the simulator, reporting its own figures every second."""
     logging.basicConfig(level=logging.ERROR)
+    from chelian.sim.commands import command_executors
     from chelian.sim.fleet import Fleet, SimCarConfig
 
     network = None
@@ -76,7 +83,8 @@ def run_fleet(port: int, vins: list[str], map_file: str | None, seconds: float, 
 
         network = OsmRoads.load(Path(map_file))
     fleet = Fleet([SimCarConfig(v, v, "bench") for v in vins], "127.0.0.1", port, 1.0,
-                  seq_path=Path(state_dir) / "seq.json", network=network).start()
+                  seq_path=Path(state_dir) / "seq.json", network=network,
+                  commands=command_executors(Path(data_dir))).start()
     fleet.wait_connected(60)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -94,7 +102,8 @@ def measure(engine, port: int, cars: int, all_vins: list[str], args, ingest_pid:
     stats = ctx.Queue()
     state = args.state_dir  # shared by the rounds: the same cars must not reuse their seq numbers
     seconds = args.warmup_s + args.measure_s + 2
-    proc = ctx.Process(target=run_fleet, args=(port, vins, args.map, seconds, state, stats), daemon=True)
+    proc = ctx.Process(target=run_fleet, args=(port, vins, args.map, seconds, state, stats, args.data_dir),
+                       daemon=True)
     proc.start()
     samples: list[dict] = []
     t_start = time.monotonic()
@@ -161,16 +170,27 @@ def measure(engine, port: int, cars: int, all_vins: list[str], args, ingest_pid:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ramp", default="250,500,1000,1500,2000", help="fleet sizes to try, in order")
+    parser.add_argument("--ramp", default=None, help="explicit fleet sizes to try, in order (e.g. 500,1000)")
+    parser.add_argument("--start", type=int, default=1000, help="first fleet size of the open-ended ramp")
+    parser.add_argument("--step", type=int, default=500, help="cars added per round of the ramp")
+    parser.add_argument("--max-cars", type=int, default=20_000, help="upper bound of the ramp")
     parser.add_argument("--warmup-s", type=float, default=20.0)
     parser.add_argument("--measure-s", type=float, default=30.0)
     parser.add_argument("--map", default=None, help="an .osm.pbf to drive on (default: the street grid)")
     args = parser.parse_args()
-    sizes = [int(x) for x in args.ramp.split(",")]
+    if args.ramp:
+        sizes = [int(x) for x in args.ramp.split(",")]
+    else:
+        sizes = list(range(args.start, args.max_cars + 1, max(1, args.step))) or [args.max_cars]
     args.state_dir = tempfile.mkdtemp(prefix="chelian-bench-sim-")
+    args.data_dir = tempfile.mkdtemp(prefix="chelian-bench-sim-keys-")
+    from chelian.services.commands.keys import PlatformKey
+
+    PlatformKey.load_or_create(Path(args.data_dir))  # the cars trust it, as after `chelian serve`
     logging.basicConfig(level=logging.ERROR)
     print(f"bench: simulator + Mosquitto + ingest + PostgreSQL on one machine ({os.cpu_count()} cores); "
-          f"fleet sizes {sizes}, 1 Hz sampling, {args.warmup_s:g} s warm-up + {args.measure_s:g} s measured; "
+          f"fleet sizes {_describe(sizes)}, 1 Hz sampling (cars with command executors), "
+          f"{args.warmup_s:g} s warm-up + {args.measure_s:g} s measured; "
           f"roads: {args.map or 'generated street grid'}", flush=True)
     # Mosquitto's notices go to a pipe nobody reads: a connect storm would fill it and stall it.
     with mosquitto("log_dest none\n") as port, postgres_database() as url:
@@ -214,8 +234,18 @@ def main() -> None:
     best = next((r for r in results if r["cars"] == sustained), results[-1])
     keys = ("msgs_per_s", "lag_p99_ms", "recv_lag_p99_ms", "cpu_sim_pct", "sim_cpu_ms_per_car_s",
             "cpu_ingest_pct", "cpu_mosquitto_pct", "cpu_machine_pct", "load_avg")
+    print(f"cars sustained at 1 Hz: {sustained} (headroom over 1 000: {sustained - 1000:+d}); "
+          f"first size that failed: {next((r['cars'] for r in results if not r['kept_up']), 'none')}",
+          flush=True)
     print(json.dumps({"stack": "mosquitto+postgresql", "cars_sustained": sustained,
+                      "headroom_over_1000": sustained - 1000, "ceiling_found": not results[-1]["kept_up"],
                       **{k: best[k] for k in keys}, "tried": [r["cars"] for r in results]}))
+
+
+def _describe(sizes: list[int]) -> str:
+    if len(sizes) <= 6:
+        return str(sizes)
+    return f"{sizes[0]}, {sizes[1]}, ... up to {sizes[-1]}, until one fails to keep up"
 
 
 if __name__ == "__main__":
