@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chelian.errors import ConfigError
+from chelian.signals import read_vss_json
 
 DEFAULT_DATA_DIR = Path.home() / ".chelian"
 
@@ -124,6 +125,19 @@ class Settings(BaseSettings):
             raise ValueError(f"broker URL must look like mqtt://host:port, got {url!r}")
         return url
 
+    @field_validator("vss_json")
+    @classmethod
+    def _readable_vss_export(cls, path: Path | None) -> Path | None:
+        """Fail at start, not at the first `Catalog.load`, on a missing or malformed export."""
+        if path is None:
+            return None
+        path = path.expanduser()
+        try:
+            read_vss_json(path)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return path
+
     @model_validator(mode="after")
     def _resolve_defaults(self) -> Settings:
         self.data_dir = self.data_dir.expanduser()
@@ -192,7 +206,8 @@ def _readable(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if errors is None:
         return str(exc)
-    lines = [f"CHELIAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"]
+    lines = [f"CHELIAN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+             if e["loc"]
              else e["msg"].removeprefix("Value error, ")
              for e in errors()]
     return "invalid settings:\n  " + "\n  ".join(lines)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -20,6 +21,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from chelian.errors import ConfigError
 
 INT_BOUNDS: Final = {
     "uint8": (0, 2**8 - 1), "uint16": (0, 2**16 - 1), "uint32": (0, 2**32 - 1), "uint64": (0, 2**64 - 1),
@@ -145,8 +148,9 @@ class Catalog:
         """The built-in catalog, extended by a VSS JSON export when one is given.
 
         Built-in entries win: their ranges are tighter than the spec's datatype limits.
+        Raises ConfigError (with the path and the reason) for a file that is not a VSS export.
         """
-        signals = list(read_vss_json(vss_json)) if vss_json else []
+        signals = read_vss_json(vss_json) if vss_json else []
         return cls([*signals, *BUILTIN_SIGNALS])
 
     def __contains__(self, path: object) -> bool:
@@ -206,14 +210,15 @@ def check_value(signal: Signal, value: Any) -> Any:
         elif not math.isfinite(value):
             raise SignalError("out_of_range", f"{signal.path}={value} is not a finite number")
         if (signal.min is not None and value < signal.min) or (signal.max is not None and value > signal.max):
-            raise SignalError("out_of_range",
-                              f"{signal.path}={value} outside [{signal.min}, {signal.max}] {signal.unit or ''}")
+            raise SignalError("out_of_range", f"{signal.path}={value} outside "
+                                              f"[{signal.min}, {signal.max}] {signal.unit or ''}")
         return value
     if t == "string":
         if not isinstance(value, str):
             raise SignalError("wrong_type", f"{signal.path} expects string, got {type(value).__name__}")
         if signal.allowed is not None and value not in signal.allowed:
-            raise SignalError("out_of_range", f"{signal.path}={value!r} not one of {', '.join(signal.allowed)}")
+            raise SignalError("out_of_range",
+                              f"{signal.path}={value!r} not one of {', '.join(signal.allowed)}")
         return value
     if t == "string[]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -222,18 +227,54 @@ def check_value(signal: Signal, value: Any) -> Any:
     raise SignalError("wrong_type", f"{signal.path} has datatype {t} that chelian cannot store")
 
 
-def read_vss_json(path: Path) -> Iterator[Signal]:
-    """Yield every sensor/actuator/attribute leaf of a `vspec export json` tree."""
-    tree = json.loads(Path(path).read_text())
+def read_vss_json(path: Path | str) -> list[Signal]:
+    """Every sensor/actuator/attribute leaf of a `vspec export json` tree.
+
+    Raises ConfigError naming the file and the reason when it cannot be read, is not JSON,
+    or is not a VSS tree (an object of nodes with a `type`, branches with `children`).
+    The parse is cached per file version, so validating settings and then building the
+    catalog reads the file once.
+    """
+    p = Path(path).expanduser()
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read VSS JSON export {p}: {exc.strerror or exc}") from exc
+    return list(_read_vss_json(str(p), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_vss_json(path: str, _mtime_ns: int, _size: int) -> tuple[Signal, ...]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read VSS JSON export {path}: {reason}") from exc
+    try:
+        tree = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"VSS JSON export {path} is not valid JSON: {exc}") from exc
+    if not isinstance(tree, dict) or not tree:
+        raise ConfigError(f"VSS JSON export {path} is not a VSS tree: expected an object such as "
+                          '{"Vehicle": {"type": "branch", "children": {...}}}')
 
     def walk(node: dict[str, Any], prefix: str) -> Iterator[Signal]:
         for name, child in node.items():
             full = f"{prefix}.{name}" if prefix else name
-            if child.get("type") == "branch":
-                yield from walk(child.get("children", {}), full)
+            if not isinstance(child, dict) or not isinstance(child.get("type"), str):
+                raise ConfigError(f"VSS JSON export {path} is not a VSS tree: node {full} has no \"type\"")
+            if child["type"] == "branch":
+                children = child.get("children", {})
+                if not isinstance(children, dict):
+                    raise ConfigError(f"VSS JSON export {path} is not a VSS tree: "
+                                      f"children of {full} is not an object")
+                yield from walk(children, full)
             elif child.get("datatype") in DATATYPES:
                 allowed = child.get("allowed")
                 yield Signal(full, child["datatype"], child.get("unit"), child.get("min"), child.get("max"),
                              tuple(allowed) if allowed else None, child.get("description", ""))
 
-    yield from walk(tree, "")
+    signals = tuple(walk(tree, ""))
+    if not signals:
+        raise ConfigError(f"VSS JSON export {path} holds no signals chelian can store")
+    return signals

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from chelian.config import Settings
 from chelian.errors import ConfigError
+from tests.ingest.vss_export import write_vss_export
 
 
 @pytest.mark.parametrize("name,value,reason", [
@@ -46,3 +52,36 @@ def test_tuned_thresholds_are_kept():
                       stolen_tracking_interval_ms=500)
     assert (s.crash_accel_threshold_ms2, s.crash_min_speed_kmh, s.stolen_tracking_interval_ms) == \
         (30.0, 15.0, 500)
+
+
+def test_a_vss_export_is_checked_when_settings_are_loaded(tmp_path):
+    export = write_vss_export(tmp_path / "vss.json")
+    assert Settings.load(data_dir=tmp_path, vss_json=export).vss_json == export
+    with pytest.raises(ConfigError, match=r"CHELIAN_VSS_JSON: cannot read VSS JSON export .*nope\.json: "
+                                          r"No such file or directory"):
+        Settings.load(data_dir=tmp_path, vss_json=tmp_path / "nope.json")
+
+
+def _run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHELIAN_")}
+    return subprocess.run([sys.executable, "-m", "chelian", *args], env={**clean, **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (None, "cannot read VSS JSON export {path}: No such file or directory"),
+    ('{"Vehicle": {"type": "branch", "children": ',
+     "VSS JSON export {path} is not valid JSON: Expecting value"),
+])
+def test_chelian_ingest_with_a_bad_vss_export_fails_with_one_clear_line(tmp_path, content, reason):
+    path = tmp_path / "exports" / "vss.json"
+    if content is not None:
+        path.parent.mkdir()
+        path.write_text(content)
+    result = _run_cli("ingest", "--data-dir", str(tmp_path / "data"), env={"CHELIAN_VSS_JSON": str(path)},
+                      cwd=tmp_path)
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: invalid settings: CHELIAN_VSS_JSON: "), result.stderr
+    assert reason.format(path=path) in result.stderr

@@ -2,7 +2,9 @@ import math
 
 import pytest
 
+from chelian.errors import ConfigError
 from chelian.signals import BUILTIN_SIGNALS, Catalog, SignalError, read_vss_json
+from tests.ingest.vss_export import EXTENSION_SIGNAL, write_vss_export
 
 
 @pytest.fixture
@@ -62,3 +64,29 @@ def test_vss_export_extends_the_catalog(shared_data):
     # built-in ranges stay in force where both define a signal
     with pytest.raises(SignalError):
         extended.check("Vehicle.Speed", 900.0)
+
+
+def test_a_small_export_adds_its_signals_and_keeps_builtin_ranges(tmp_path):
+    extended = Catalog.load(write_vss_export(tmp_path / "vss.json"))
+    assert len(extended) == len(BUILTIN_SIGNALS) + 2
+    assert extended.check(EXTENSION_SIGNAL, 88.5) == 88.5
+    assert extended.get(EXTENSION_SIGNAL).unit == "km/h"
+    assert EXTENSION_SIGNAL not in Catalog.builtin()
+    with pytest.raises(SignalError):
+        extended.check("Vehicle.Speed", 900.0)
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "cannot read VSS JSON export"),
+    ('{"Vehicle": {"type": "branch", ', "is not valid JSON: Expecting"),
+    ("[1, 2]", "is not a VSS tree"),
+    ('{"Vehicle": {"type": "branch", "children": {"Speed": 3}}}', 'node Vehicle.Speed has no "type"'),
+    ('{"Vehicle": {"type": "branch", "children": {}}}', "holds no signals"),
+])
+def test_a_bad_export_is_a_config_error_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "export.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as caught:
+        Catalog.load(path)
+    assert reason in str(caught.value) and str(path) in str(caught.value)

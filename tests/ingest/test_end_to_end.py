@@ -20,9 +20,10 @@ from chelian.metrics import Metrics
 from chelian.runtime import build_ingest
 from chelian.signals import Catalog
 from chelian.storage.db import now_ms
-from chelian.storage.tables import rejected_messages, telemetry
+from chelian.storage.tables import latest_state, rejected_messages, telemetry
 from tests.factories import new_vin, signals
 from tests.fixtures_brokers import start_ingest_process, stop_process, wait_until
+from tests.ingest.vss_export import EXTENSION_SIGNAL, write_vss_export
 
 
 def stored_seqs(engine) -> list[int]:
@@ -45,13 +46,15 @@ def test_published_telemetry_is_stored_and_visible_over_the_api(broker_stack, in
     client = broker_stack.car_client(car)
     base = now_ms() - 30_000
     for i in range(20):
-        assert client.publish(topics.telemetry_topic(car.vin), encode_telemetry(i, base + i * 1000, signals(i)))
+        payload = encode_telemetry(i, base + i * 1000, signals(i))
+        assert client.publish(topics.telemetry_topic(car.vin), payload)
     assert wait_until(lambda: len(stored_seqs(broker_stack.engine)) == 20, timeout=15)
 
     s = broker_stack.settings
     app = create_app(s, broker_stack.engine, Catalog.builtin(), ingest.processor.metrics)
     with TestClient(app) as api:
-        token = api.post("/api/v1/auth/token", data={"username": "owner@example.com", "password": "password1"})
+        token = api.post("/api/v1/auth/token",
+                         data={"username": "owner@example.com", "password": "password1"})
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         state = api.get(f"/api/v1/vehicles/{car.vin}/state", headers=headers).json()
         assert state["signals"]["Vehicle.Speed"]["value"] == signals(19)["Vehicle.Speed"]
@@ -131,8 +134,52 @@ def _is_subscribed(stack, client, car) -> bool:
     client.publish(topics.telemetry_topic(car.vin), encode_telemetry(10**9, now_ms(), {"Vehicle.Speed": 1.0}))
     time.sleep(0.3)
     with stack.engine.connect() as conn:
-        found = conn.execute(select(func.count()).select_from(telemetry).where(telemetry.c.seq == 10**9)).scalar()
+        found = conn.execute(select(func.count()).select_from(telemetry)
+                             .where(telemetry.c.seq == 10**9)).scalar()
         if found:
             conn.execute(telemetry.delete().where(telemetry.c.seq == 10**9))
             conn.commit()
     return bool(found)
+
+
+@pytest.mark.slow
+def test_a_signal_only_in_a_vss_export_is_stored_once_chelian_ingest_is_given_it(
+        broker_stack, tmp_path, monkeypatch):
+    """`chelian ingest` without CHELIAN_VSS_JSON rejects the extension signal as unknown; restarted
+    (same broker session) with it, the same kind of message is stored and its value is the latest state."""
+    car = broker_stack.add_car(new_vin())
+    client = broker_stack.car_client(car)
+    t = topics.telemetry_topic(car.vin)
+    log = tmp_path / "ingest.log"
+    for key in [k for k in os.environ if k.startswith("CHELIAN_")]:
+        monkeypatch.delenv(key)
+
+    def rejected() -> list[str]:
+        with broker_stack.engine.connect() as conn:
+            return list(conn.execute(select(rejected_messages.c.reason)).scalars())
+
+    def latest() -> dict[str, float]:
+        with broker_stack.engine.connect() as conn:
+            return dict(conn.execute(select(latest_state.c.path, latest_state.c.value_num)).all())
+
+    worker = start_ingest_process(broker_stack, "vss", log)
+    try:
+        assert wait_until(lambda: _is_subscribed(broker_stack, client, car), timeout=20), log.read_text()
+        assert client.publish(t, encode_telemetry(1, now_ms(), {EXTENSION_SIGNAL: 88.5,
+                                                                "Vehicle.Speed": 80.0}))
+        assert wait_until(lambda: rejected() == ["unknown_signal"], timeout=15), log.read_text()
+        assert EXTENSION_SIGNAL not in latest() and latest()["Vehicle.Speed"] == 80.0
+    finally:
+        stop_process(worker)
+
+    monkeypatch.setenv("CHELIAN_VSS_JSON", str(write_vss_export(tmp_path / "vss.json")))
+    worker = start_ingest_process(broker_stack, "vss", log)
+    try:
+        assert wait_until(lambda: _is_subscribed(broker_stack, client, car), timeout=20), log.read_text()
+        assert client.publish(t, encode_telemetry(2, now_ms(), {EXTENSION_SIGNAL: 96.0,
+                                                                "Vehicle.Speed": 95.0}))
+        assert wait_until(lambda: latest().get(EXTENSION_SIGNAL) == 96.0, timeout=15), log.read_text()
+        assert rejected() == ["unknown_signal"]  # nothing new refused
+        assert stored_seqs(broker_stack.engine) == [1, 2]
+    finally:
+        stop_process(worker)

@@ -17,6 +17,7 @@ from chelian.signals import Catalog
 from chelian.storage.db import now_ms
 from chelian.storage.tables import events, latest_state, rejected_messages, telemetry, vehicles
 from tests.factories import make_car, make_owner, signals
+from tests.ingest.vss_export import EXTENSION_SIGNAL, write_vss_export
 
 
 @pytest.fixture
@@ -142,3 +143,22 @@ def test_observers_see_only_new_rows_once(engine, processor):
     processor.process(msgs)
     processor.process(msgs)  # redelivery: nothing new, no call
     assert seen == [([(1, ["Vehicle.Speed"])], ["crash_reported"])]
+
+
+@pytest.mark.parametrize("with_export", [False, True])
+def test_a_signal_only_in_a_vss_export_is_stored_only_with_that_export(engine, tmp_path, with_export):
+    vss_json = write_vss_export(tmp_path / "vss.json") if with_export else None
+    settings = Settings.load(data_dir=tmp_path, vss_json=vss_json)
+    processor = Processor.from_settings(settings, engine, Catalog.load(settings.vss_json), Metrics())
+    car = make_car(engine, make_owner(engine))
+    payload = encode_telemetry(1, now_ms(), {EXTENSION_SIGNAL: 88.5, "Vehicle.Speed": 87.0})
+    result = processor.process([inbound(topics.telemetry_topic(car.vin), payload)])
+    with engine.connect() as conn:
+        latest = dict(conn.execute(select(latest_state.c.path, latest_state.c.value_num)).all())
+    if with_export:
+        assert result.signals_stored == 2 and rejected_reasons(engine) == []
+        assert latest == {EXTENSION_SIGNAL: 88.5, "Vehicle.Speed": 87.0}
+    else:
+        assert result.signals_stored == 1 and rejected_reasons(engine) == ["unknown_signal"]
+        assert latest == {"Vehicle.Speed": 87.0}
+        assert processor.metrics.messages_rejected.labels("unknown_signal")._value.get() == 1
