@@ -10,9 +10,12 @@ Loaded by tests/conftest.py (`pytest_plugins`). What it offers:
 * `broker_stack` fixture, parametrised ["embedded", "mosquitto"]: embedded amqtt on SQLite,
   and Mosquitto on PostgreSQL - the two ways chelian is deployed. The BrokerStack has
   settings (data_dir, database_url, mqtt host/port), engine, service account, `add_car()`
-  and `sync()` (regenerate Mosquitto's password file + SIGHUP after provisioning or
+  and `sync()` (regenerate Mosquitto's password files + SIGHUP after provisioning or
   revoking; a no-op on the embedded broker, which reads the database itself), and
-  `client()` / `service_client()` returning a connected MqttProbe.
+  `client()` / `car_client()` / `service_client()` returning a connected MqttProbe.
+  Mosquitto runs chelian's two listeners: cars on `stack.port` (settings.public_mqtt_url),
+  the platform's services on `stack.platform_port` (settings.mqtt_url); the embedded broker
+  has one port, so there both are the same.
 * `embedded_stack` / `mosquitto_stack`: one kind only.
 * `MqttProbe`: a paho 2.x client with blocking, bounded helpers (subscribe waits for
   SUBACK, publish for PUBACK, expect() for a message).
@@ -43,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -283,6 +287,9 @@ class MosquittoProcess:
     account: ServiceAccount
     files: MosquittoFiles
     port: int
+    """The car listener."""
+    platform_port: int
+    """The platform listener (the service account only)."""
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     host: str = "127.0.0.1"
@@ -297,14 +304,17 @@ class MosquittoProcess:
         finally:
             log.close()
         proc = self.process
-        up = wait_until(lambda: proc.poll() is not None or _port_open(self.host, self.port), timeout_s)
+        up = wait_until(lambda: proc.poll() is not None or (_port_open(self.host, self.port)
+                                                             and _port_open(self.host, self.platform_port)),
+                        timeout_s)
         if not up or proc.poll() is not None:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start on port {self.port}:\n{self.log_tail()}")
+            raise RuntimeError(f"mosquitto did not start on ports {self.port} and {self.platform_port}:\n"
+                               f"{self.log_tail()}")
         return self
 
     def sync(self, timeout_s: float = 5.0) -> None:
-        """Rewrite the password file from the database and wait until Mosquitto has reloaded it."""
+        """Rewrite the password files from the database and wait until Mosquitto has reloaded them."""
         assert self.process is not None
         before = self._reloads()
         sync_mosquitto(self.engine, self.files, self.account, pid=self.process.pid)
@@ -335,6 +345,12 @@ class MosquittoProcess:
             proc.wait()
 
 
+def _another_free_port(taken: int) -> int:
+    while (port := free_port()) == taken:
+        pass
+    return port
+
+
 def _port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -345,13 +361,17 @@ def _port_open(host: str, port: int) -> bool:
 
 @contextmanager
 def mosquitto_broker(engine: Engine, workdir: Path, account: ServiceAccount, *, port: int | None = None,
+                     platform_port: int | None = None,
                      max_payload_bytes: int = 16384) -> Iterator[MosquittoProcess]:
-    """A Mosquitto subprocess on `port` (default: a free one) with files generated in `workdir`."""
+    """A Mosquitto subprocess with files generated in `workdir`: cars on `port`, the service
+    account on `platform_port` (default: free ones)."""
     if MOSQUITTO is None:
         pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto)")
     port = port or free_port()
+    platform_port = platform_port or _another_free_port(port)
     files = write_mosquitto_config(engine, workdir, port=port, service_account=account,
-                                   bind_address="127.0.0.1", max_payload_bytes=max_payload_bytes,
+                                   bind_address="127.0.0.1", platform_port=platform_port,
+                                   platform_bind="127.0.0.1", max_payload_bytes=max_payload_bytes,
                                    broker_user=None)
     # Tests need the "Reloading config" notice to know a SIGHUP has been handled; and a root
     # test run keeps Mosquitto root, since the `mosquitto` user cannot enter pytest's tmp dirs.
@@ -359,7 +379,7 @@ def mosquitto_broker(engine: Engine, workdir: Path, account: ServiceAccount, *, 
     if os.geteuid() == 0:
         extra += "user root\n"
     files.conf.write_text(files.conf.read_text() + extra)
-    proc = MosquittoProcess(engine, account, files, port, workdir / "mosquitto.log").start()
+    proc = MosquittoProcess(engine, account, files, port, platform_port, workdir / "mosquitto.log").start()
     try:
         yield proc
     finally:
@@ -383,11 +403,27 @@ class BrokerStack:
 
     @property
     def host(self) -> str:
-        return self.settings.broker_host_port[0]
+        """Where cars connect (the car listener on Mosquitto)."""
+        return self._car_host_port[0]
 
     @property
     def port(self) -> int:
+        """The port cars connect to (settings.car_mqtt_url)."""
+        return self._car_host_port[1]
+
+    @property
+    def car_port(self) -> int:
+        return self.port
+
+    @property
+    def platform_port(self) -> int:
+        """Where chelian's services connect (settings.mqtt_url; on the embedded broker, the car port)."""
         return self.settings.broker_host_port[1]
+
+    @property
+    def _car_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.settings.car_mqtt_url)
+        return parts.hostname or "127.0.0.1", parts.port or 1883
 
     @property
     def mqtt5(self) -> bool:
@@ -411,10 +447,11 @@ class BrokerStack:
         return creds
 
     def client(self, username: str | None, password: str | None, *, connect: bool = True,
-               **kwargs: Any) -> MqttProbe:
-        """A probe (closed at teardown); connected unless connect=False. Check .reason_code."""
+               port: int | None = None, **kwargs: Any) -> MqttProbe:
+        """A probe (closed at teardown) on the car port, or on `port`; connected unless
+        connect=False. Check .reason_code."""
         kwargs.setdefault("mqtt5", False)
-        probe = MqttProbe(self.host, self.port, username, password, **kwargs)
+        probe = MqttProbe(self.host, port or self.port, username, password, **kwargs)
         self.probes.append(probe)
         if connect:
             probe.connect()
@@ -425,6 +462,8 @@ class BrokerStack:
         return self.client(creds.mqtt_username, creds.mqtt_password, **kwargs)
 
     def service_client(self, **kwargs: Any) -> MqttProbe:
+        """The service account on the platform port, as the ingest and the command relay connect."""
+        kwargs.setdefault("port", self.platform_port)
         probe = self.client(self.service.username, self.service.password, **kwargs)
         assert probe.reason_code is None or not probe.reason_code.is_failure, probe.reason_code
         return probe
@@ -486,11 +525,15 @@ def make_broker_stack(kind: str, request: pytest.FixtureRequest, tmp_path: Path)
             pytest.skip("the mosquitto binary is not installed (apt-get install mosquitto)")
         with _postgresql_url(request) as url:
             port = free_port()
-            settings = Settings.load(data_dir=data_dir, database_url=url, mqtt_url=f"mqtt://127.0.0.1:{port}")
+            platform_port = _another_free_port(port)
+            settings = Settings.load(data_dir=data_dir, database_url=url,
+                                     mqtt_url=f"mqtt://127.0.0.1:{platform_port}",
+                                     public_mqtt_url=f"mqtt://127.0.0.1:{port}")
             engine = make_engine(url)
             account = service_account(settings)
             try:
                 with mosquitto_broker(engine, tmp_path / "mosquitto", account, port=port,
+                                      platform_port=platform_port,
                                       max_payload_bytes=settings.max_payload_bytes) as broker:
                     stack = BrokerStack(kind, settings, engine, account, broker)
                     try:

@@ -383,7 +383,8 @@ class ChelianBroker(Broker):
 
     * amqtt 0.12.1 deletes or takes over the session named by a CONNECT's client id before
       authenticating it: anyone who guesses the ingest's client id could wipe its queue. Here
-      the CONNECT is authenticated first, and a client id in use by another username is refused.
+      the CONNECT is authenticated first; a car must use its VIN as client id, and a client id
+      in use by another username is refused.
     * It sends every connecting client the retained messages matching *any* client's
       subscription (a car would receive every car's retained status); here only its own
       subscriptions count, and each message passes the RECEIVE rule.
@@ -497,9 +498,22 @@ class ChelianBroker(Broker):
         return handler, session
 
     async def _admit(self, incoming: Session) -> int | None:
-        """None to let the client in, else the CONNACK return code that refuses it."""
+        """None to let the client in, else the CONNACK return code that refuses it.
+
+        A car's client id must be its username, the VIN (docs/protocol.md, "Client id = VIN"):
+        no car can take over, or claim before its owner connects, another car's session or
+        one of the platform's (`chelian-ingest-*`, `chelian-commands-*`). Mosquitto gets the
+        same guarantee from `use_username_as_clientid` (it renames instead of refusing).
+        An empty client id is refused too: amqtt has replaced it with a random one by now.
+        """
         if not await self._authenticate(incoming, self.listeners_config["default"]):
             return NOT_AUTHORIZED
+        identity = incoming.attributes.get(_IDENTITY)
+        if identity is not None and not identity.is_service:
+            if incoming.client_id != identity.username:
+                log.warning("client_id_refused username=%s client_id=%s reason=client_id_is_not_the_vin",
+                            incoming.username, incoming.client_id)
+                return IDENTIFIER_REJECTED
         existing = self._sessions.get(incoming.client_id or "")
         if existing is not None and existing[0].username != incoming.username:
             log.warning("client_id_in_use username=%s client_id=%s owner=%s", incoming.username,

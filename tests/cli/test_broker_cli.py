@@ -24,7 +24,9 @@ def test_mosquitto_config_lists_every_car_with_its_stored_hash(database_url, tmp
     assert result.exit_code == 0, result.output
     users = dict(line.split(":", 1) for line in (out / "passwd").read_text().splitlines())
     assert verify_car_secret(creds["mqtt_password"], users["1M8GDM9AXKP042788"])
-    assert "chelian-ingest" in users
+    assert "chelian-ingest" in (out / "platform-passwd").read_text()  # the platform listener's only user
     assert "pattern write v1/vehicles/%u/telemetry" in (out / "acl").read_text()
     conf = (out / "mosquitto.conf").read_text()
     assert "listener 18883" in conf and "allow_anonymous false" in conf and "max_queued_messages" in conf
+    assert "listener 1884 127.0.0.1" in conf
+    assert "CHELIAN_MQTT_URL=mqtt://127.0.0.1:1884" in result.output

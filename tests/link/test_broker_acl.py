@@ -11,9 +11,16 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import select
 
+from chelian.link.codec import encode_telemetry
 from chelian.link.topics import STATUS, all_vehicles, shared, telemetry_topic, vehicle_topic
+from chelian.metrics import Metrics
+from chelian.runtime import build_ingest
 from chelian.services.fleet.provisioning import rotate_secret
+from chelian.signals import Catalog
+from chelian.storage.db import now_ms
+from chelian.storage.tables import telemetry
 from tests.fixtures_brokers import BrokerStack, wait_until
 
 VIN_A = "1M8GDM9AXKP042788"
@@ -94,7 +101,7 @@ def test_rotated_credentials_are_refused_and_the_old_connection_is_cut(broker_st
     # The embedded broker remembers a verified login for its cache TTL (1 s in tests).
     assert wait_until(lambda: _refused(broker_stack.client(old.mqtt_username, old.mqtt_password)), timeout=5)
     assert live.wait_disconnected(timeout=5), "a connection with revoked credentials must be cut"
-    assert not _refused(broker_stack.car_client(new, client_id=f"{VIN_A}-new"))
+    assert not _refused(broker_stack.car_client(new))
 
 
 def test_service_account_sees_every_cars_telemetry(broker_stack: BrokerStack) -> None:
@@ -217,22 +224,75 @@ def test_payload_over_the_app_limit_is_relayed_but_a_huge_packet_cuts_the_sender
     assert ingest.expect(timeout=SETTLE_S) is None
 
 
-@pytest.mark.parametrize("owner", ["service", "car"])
-def test_another_user_cannot_take_over_a_client_id(embedded_stack: BrokerStack, owner: str) -> None:
-    """Embedded broker only: Mosquitto 2.0 lets any authenticated user take over any client id."""
-    car_a, car_b = embedded_stack.add_car(VIN_A), embedded_stack.add_car(VIN_B)
-    if owner == "service":
-        victim = embedded_stack.service_client(client_id="chelian-ingest-0", clean_session=False)
+def _still_connected(probe, settle_s: float = SETTLE_S) -> bool:  # type: ignore[no-untyped-def]
+    return not probe.wait_disconnected(timeout=settle_s) and probe.connected
+
+
+@pytest.mark.parametrize("victim_id", ["chelian-ingest-0", "chelian-commands-0"])
+def test_a_car_using_a_platform_client_id_does_not_disturb_the_platform_session(
+        broker_stack: BrokerStack, victim_id: str) -> None:
+    """The embedded broker refuses the car; Mosquitto names its session by its VIN instead."""
+    car_a, car_b = broker_stack.add_car(VIN_A), broker_stack.add_car(VIN_B)
+    victim = broker_stack.service_client(client_id=victim_id, clean_session=False)
+    assert victim.subscribe(all_vehicles("telemetry")) == 1
+    intruder = broker_stack.car_client(car_b, client_id=victim_id)
+    if broker_stack.kind == "embedded":
+        assert _refused(intruder)
     else:
-        victim = embedded_stack.car_client(car_a)
-    assert victim.subscribe(all_vehicles("telemetry") if owner == "service" else
-                            vehicle_topic(VIN_A, "commands")) == 1
-    intruder = embedded_stack.client(car_b.mqtt_username, car_b.mqtt_password, client_id=victim.client_id)
-    assert _refused(intruder)
-    assert victim.connected
-    if owner == "service":
-        assert embedded_stack.car_client(car_b).publish(telemetry_topic(VIN_B), b"still-here")
-    else:
-        assert embedded_stack.service_client().publish(vehicle_topic(VIN_A, "commands"), b"still-here")
+        assert _still_connected(intruder), "the car itself may stay: its session is its VIN"
+    assert broker_stack.car_client(car_a).publish(telemetry_topic(VIN_A), b"during")
     msg = victim.expect(timeout=5)
-    assert msg is not None and msg.payload == b"still-here"
+    assert msg is not None and msg.payload == b"during"
+    assert _still_connected(victim)
+    assert victim.drain() == [], "delivered once"
+
+
+def test_ingest_worker_keeps_storing_while_a_car_claims_its_client_id(broker_stack: BrokerStack) -> None:
+    def stored() -> list[int]:
+        with broker_stack.engine.connect() as conn:
+            return list(conn.execute(select(telemetry.c.seq).order_by(telemetry.c.seq)).scalars())
+
+    car_a, car_b = broker_stack.add_car(VIN_A), broker_stack.add_car(VIN_B)
+    worker = build_ingest(broker_stack.settings, broker_stack.engine, Catalog.builtin(), Metrics(),
+                          client_id="chelian-ingest-0").start()
+    try:
+        sender = broker_stack.car_client(car_a)
+        signals = {"Vehicle.Speed": 42.0}
+        assert sender.publish(telemetry_topic(VIN_A), encode_telemetry(1, now_ms(), signals))
+        assert wait_until(lambda: stored() == [1], timeout=10)
+        intruder = broker_stack.car_client(car_b, client_id="chelian-ingest-0")
+        for seq in range(2, 6):  # published while the intruder is (or tried to be) connected
+            assert sender.publish(telemetry_topic(VIN_A), encode_telemetry(seq, now_ms(), signals))
+        assert wait_until(lambda: stored() == [1, 2, 3, 4, 5], timeout=10), stored()
+        if broker_stack.kind == "mosquitto":
+            assert _still_connected(intruder)  # no take-over war with the worker's reconnects
+    finally:
+        worker.stop()
+    assert stored() == [1, 2, 3, 4, 5]
+
+
+def test_a_car_using_another_cars_vin_as_client_id_does_not_kick_it(broker_stack: BrokerStack) -> None:
+    car_a, car_b = broker_stack.add_car(VIN_A), broker_stack.add_car(VIN_B)
+    b = broker_stack.car_client(car_b)
+    assert b.subscribe(vehicle_topic(VIN_B, "commands")) == 1
+    a = broker_stack.car_client(car_a, client_id=VIN_B)
+    if broker_stack.kind == "embedded":
+        assert _refused(a)
+    else:
+        assert _still_connected(a)  # Mosquitto: connected, as VIN_A
+    assert _still_connected(b)
+    assert broker_stack.service_client().publish(vehicle_topic(VIN_B, "commands"), b"for-b")
+    msg = b.expect(timeout=5)
+    assert msg is not None and msg.payload == b"for-b"
+
+
+def test_cars_and_the_platform_each_have_their_own_mosquitto_listener(mosquitto_stack: BrokerStack) -> None:
+    car = mosquitto_stack.add_car(VIN_A)
+    assert mosquitto_stack.platform_port != mosquitto_stack.port
+    on_platform = mosquitto_stack.client(car.mqtt_username, car.mqtt_password, client_id=VIN_A,
+                                         port=mosquitto_stack.platform_port)
+    assert _refused(on_platform), "a car cannot log in on the platform listener"
+    service = mosquitto_stack.service
+    assert _refused(mosquitto_stack.client(service.username, service.password))  # car listener
+    assert not _refused(mosquitto_stack.service_client())
+    assert not _refused(mosquitto_stack.car_client(car))

@@ -198,12 +198,12 @@ def test_a_verified_login_is_cached_then_the_child_stops_cleanly(tmp_path) -> No
     _, creds = provision(engine, vin=VIN, make="M", model="X", year=2020, owner_id=owner.id, mqtt_url="x")
     with EmbeddedBroker(settings, auth_cache_ttl_s=60, log_path=tmp_path / "broker.log") as broker:
         assert broker.running
-        first = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, creds.mqtt_password)
+        first = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, creds.mqtt_password, client_id=VIN)
         assert not first.connect().is_failure
         first.close()
         rotate_secret(engine, VIN, "x")
         # Within the TTL the old secret still logs in without a database check ...
-        again = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, creds.mqtt_password)
+        again = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, creds.mqtt_password, client_id=VIN)
         assert not again.connect().is_failure
         again.close()
         process = broker.process
@@ -231,7 +231,7 @@ def test_queue_for_a_disconnected_session_is_bounded(tmp_path) -> None:
         away = ingest()
         assert away.subscribe(f"v1/vehicles/{VIN}/telemetry") == 1
         away.close()
-        sender = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, car.mqtt_password)
+        sender = MqttProbe("127.0.0.1", settings.mqtt_port, VIN, car.mqtt_password, client_id=VIN)
         sender.connect()
         for i in range(5):
             assert sender.publish(f"v1/vehicles/{VIN}/telemetry", str(i).encode())
