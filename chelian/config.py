@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     max_messages_per_s: float = Field(default=50.0, gt=0)
     """Per-car sustained message rate; bursts up to `max_message_burst` are allowed."""
     max_message_burst: int = Field(default=500, ge=1)
+    flood_sample_interval_s: float = Field(default=60.0, gt=0, le=86_400)
+    """A car's `rate_limited` and `payload_too_large` refusals are all counted, but only the first
+    of each such interval (per car and reason) is dead-lettered and logged, with the number left out."""
     max_clock_skew_s: int = Field(default=300, ge=0)
     """Device timestamps further than this in the future are rejected."""
 

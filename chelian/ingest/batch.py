@@ -65,6 +65,13 @@ class Batch:
     events: list[EventRow] = field(default_factory=list)
     statuses: list[StatusRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)
+    """Refusals counted but not dead-lettered (a flooding car's rate_limited / payload_too_large
+    beyond one sample per interval): reason -> how many."""
+    refused: dict[int, Rejection | str] = field(default_factory=dict)
+    """Position in the inbound list -> what the transport checks (topic, size, rate) decided
+    for a message they refused: its dead-letter row, or only the reason when it was left out.
+    A message-by-message retry reuses these instead of charging the rate limiter again."""
 
     def is_empty(self) -> bool:
         return not (self.telemetry or self.events or self.statuses or self.rejections)

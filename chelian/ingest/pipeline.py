@@ -4,6 +4,8 @@ For each message: topic -> size limit -> rate limit -> decode -> known vehicle -
 -> each signal against the catalog -> encode. A message that fails a step is rejected whole
 (dead-lettered with its raw payload); a signal that fails the catalog is dropped from an
 otherwise good message and the message is dead-lettered too, so nothing is silently lost.
+The exception is a flood: a car's size and rate refusals are all counted, but only one per
+car and reason per `flood_sample_interval_s` is dead-lettered and logged (`Batch.left_out`).
 Steps never touch the database except through the VehicleDirectory cache.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from chelian.ingest import rejections as r
 from chelian.ingest.batch import Batch, EventRow, Inbound, SampleRow, StatusRow, TelemetryRows
 from chelian.ingest.directory import VehicleDirectory
-from chelian.ingest.ratelimit import RateLimiter
+from chelian.ingest.ratelimit import RateLimiter, RejectionSampler
 from chelian.ingest.rejections import Rejection
 from chelian.link import topics
 from chelian.link.codec import WireError, decode_event, decode_status, decode_telemetry
@@ -35,28 +37,43 @@ class Limits:
 
 class Pipeline:
     def __init__(self, catalog: Catalog, directory: VehicleDirectory, limiter: RateLimiter,
-                 limits: Limits) -> None:
+                 limits: Limits, sampler: RejectionSampler | None = None) -> None:
         self.catalog = catalog
         self.directory = directory
         self.limiter = limiter
         self.limits = limits
+        self.sampler = sampler or RejectionSampler(60.0)
 
-    def prepare(self, inbound: Sequence[Inbound]) -> Batch:
+    def prepare(self, inbound: Sequence[Inbound],
+                decided: Sequence[Rejection | str | None] | None = None) -> Batch:
+        """Validate and encode `inbound`.
+
+        `decided` (one entry per message, from an earlier `Batch.refused`) replays the transport
+        checks' verdicts instead of running them again, so a retry does not take rate tokens twice.
+        """
         batch = Batch()
+        # Resolve cars first: if the database is down this raises before any rate token is taken,
+        # and the whole prepare is retried later without charging a car twice.
+        ids = self.directory.resolve(
+            p[0] for p in map(topics.parse_topic, (m.topic for m in inbound)) if p is not None)
         parsed: list[tuple[Inbound, str, str]] = []
-        for msg in inbound:
-            rejection = self._check_transport(msg)
-            if rejection is not None:
-                batch.rejections.append(rejection)
+        for i, msg in enumerate(inbound):
+            verdict = self._check_transport(msg) if decided is None else decided[i]
+            if verdict is not None:
+                batch.refused[i] = verdict
+                if isinstance(verdict, str):
+                    batch.left_out[verdict] = batch.left_out.get(verdict, 0) + 1
+                else:
+                    batch.rejections.append(verdict)
                 continue
             vin, channel = topics.parse_topic(msg.topic)  # type: ignore[misc]  # checked above
             parsed.append((msg, vin, channel))
-        ids = self.directory.resolve(vin for _, vin, _ in parsed)
         seen: set[tuple[str, str, int]] = set()
         for msg, vin, channel in parsed:
             vehicle_id = ids.get(vin)
             if vehicle_id is None:
-                batch.rejections.append(self._reject(msg, vin, r.UNKNOWN_VEHICLE, f"no vehicle {vin} is registered"))
+                batch.rejections.append(self._reject(msg, vin, r.UNKNOWN_VEHICLE,
+                                                     f"no vehicle {vin} is registered"))
                 continue
             try:
                 if channel == topics.TELEMETRY:
@@ -65,24 +82,35 @@ class Pipeline:
                     self._event(batch, msg, vin, vehicle_id, seen)
                 elif channel == topics.STATUS:
                     status = decode_status(vin, msg.payload)
-                    batch.statuses.append(StatusRow(vehicle_id, status.online, status.ts_ms or msg.received_ms))
+                    batch.statuses.append(StatusRow(vehicle_id, status.online,
+                                                    status.ts_ms or msg.received_ms))
             except WireError as exc:
                 batch.rejections.append(self._reject(msg, vin, exc.reason, exc.detail))
         return batch
 
-    def _check_transport(self, msg: Inbound) -> Rejection | None:
+    def _check_transport(self, msg: Inbound) -> Rejection | str | None:
+        """None if the message may go on; else its dead-letter row, or only the reason when a
+        flooding car's refusal is left out (counted, not kept: see RejectionSampler)."""
         parsed = topics.parse_topic(msg.topic)
         if parsed is None or parsed[1] not in (topics.TELEMETRY, topics.EVENTS, topics.STATUS):
             return self._reject(msg, None, r.BAD_TOPIC, f"not a car->cloud vehicle-link topic: {msg.topic}")
         vin = parsed[0]
         if len(msg.payload) > self.limits.max_payload_bytes:
-            return self._reject(msg, vin, r.PAYLOAD_TOO_LARGE,
-                                f"{len(msg.payload)} bytes > limit {self.limits.max_payload_bytes}",
-                                keep_payload=False)
+            return self._flood(msg, vin, r.PAYLOAD_TOO_LARGE,
+                               f"{len(msg.payload)} bytes > limit {self.limits.max_payload_bytes}")
         # Status messages are tiny, retained and sent on every (re)connect: never rate-limit them.
         if parsed[1] != topics.STATUS and not self.limiter.allow(vin):
-            return self._reject(msg, vin, r.RATE_LIMITED, "per-car message rate exceeded")
+            return self._flood(msg, vin, r.RATE_LIMITED, "per-car message rate exceeded")
         return None
+
+    def _flood(self, msg: Inbound, vin: str, reason: str, detail: str) -> Rejection | str:
+        left_out = self.sampler.admit(vin, reason)
+        if left_out is None:
+            return reason
+        if left_out:
+            detail += (f" ({left_out} more {reason} from this car since the previous one kept here: "
+                       f"counted, not kept)")
+        return self._reject(msg, vin, reason, detail, keep_payload=reason != r.PAYLOAD_TOO_LARGE)
 
     def _telemetry(self, batch: Batch, msg: Inbound, vin: str, vehicle_id: int,
                    seen: set[tuple[str, str, int]]) -> None:
@@ -131,7 +159,8 @@ class Pipeline:
             batch.rejections.append(self._reject(msg, vin, reason, "; ".join(refused)))
         if samples:
             body = json.dumps(accepted, separators=(",", ":"))
-            batch.telemetry.append(TelemetryRows(vehicle_id, tm.seq, tm.ts_ms, msg.received_ms, body, samples))
+            batch.telemetry.append(TelemetryRows(vehicle_id, tm.seq, tm.ts_ms, msg.received_ms, body,
+                                                 samples))
 
     def _event(self, batch: Batch, msg: Inbound, vin: str, vehicle_id: int,
                seen: set[tuple[str, str, int]]) -> None:
@@ -147,8 +176,10 @@ class Pipeline:
             raise WireError(r.CLOCK_SKEW, f"device time {ts_ms} is ahead of server time {msg.received_ms}")
 
     @staticmethod
-    def _reject(msg: Inbound, vin: str | None, reason: str, detail: str, *, keep_payload: bool = True) -> Rejection:
-        log.warning("message_rejected reason=%s vin=%s topic=%s detail=%s", reason, vin, msg.topic, detail[:200])
+    def _reject(msg: Inbound, vin: str | None, reason: str, detail: str, *,
+                keep_payload: bool = True) -> Rejection:
+        log.warning("message_rejected reason=%s vin=%s topic=%s detail=%s", reason, vin, msg.topic,
+                    detail[:200])
         # An oversized payload is kept only up to the limit that matters for forensics.
         payload = msg.payload if keep_payload else msg.payload[:4096]
         return Rejection(msg.topic, vin, reason, detail, payload, msg.received_ms)

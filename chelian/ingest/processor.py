@@ -25,7 +25,7 @@ from chelian.ingest import rejections as r
 from chelian.ingest.batch import Batch, Inbound, WriteResult
 from chelian.ingest.directory import VehicleDirectory
 from chelian.ingest.pipeline import Limits, Pipeline
-from chelian.ingest.ratelimit import RateLimiter
+from chelian.ingest.ratelimit import RateLimiter, RejectionSampler
 from chelian.ingest.rejections import Rejection
 from chelian.ingest.writers import BatchWriter, writer_for
 from chelian.link import topics
@@ -58,10 +58,13 @@ class Processor:
         self.observers = list(observers)
 
     @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine, catalog: Catalog, metrics: Metrics) -> Processor:
+    def from_settings(cls, settings: Settings, engine: Engine, catalog: Catalog,
+                      metrics: Metrics) -> Processor:
         limiter = RateLimiter(settings.max_messages_per_s, settings.max_message_burst)
         limits = Limits(settings.max_payload_bytes, settings.max_clock_skew_s * 1000)
-        return cls(Pipeline(catalog, VehicleDirectory(engine), limiter, limits), writer_for(engine), metrics)
+        sampler = RejectionSampler(settings.flood_sample_interval_s)
+        return cls(Pipeline(catalog, VehicleDirectory(engine), limiter, limits, sampler), writer_for(engine),
+                   metrics)
 
     def process(self, messages: Sequence[Inbound]) -> WriteResult:
         """Store `messages`; returns only once they are committed (then they may be acked)."""
@@ -87,7 +90,7 @@ class Processor:
             if _is_transient(exc):
                 raise
             log.error("ingest_batch_failed error=%r messages=%d: retrying one by one", exc, len(messages))
-            result = self._one_by_one(messages)
+            result = self._one_by_one(messages, batch)
         else:
             self._count(batch, result, time.perf_counter() - started, len(messages))
         self._notify(result)
@@ -102,10 +105,13 @@ class Processor:
             except Exception:
                 log.exception("commit_observer_failed observer=%s", type(observer).__name__)
 
-    def _one_by_one(self, messages: Sequence[Inbound]) -> WriteResult:
+    def _one_by_one(self, messages: Sequence[Inbound], failed: Batch) -> WriteResult:
+        """Each message in its own transaction, prepared again with the transport verdicts of
+        `failed` (the batch that was refused): a car is not charged rate tokens twice, and a
+        refusal the flood sampler left out stays left out."""
         telemetry, events, statuses, duplicates = [], [], [], 0
-        for msg in messages:
-            batch = self.pipeline.prepare([msg])
+        for i, msg in enumerate(messages):
+            batch = self.pipeline.prepare([msg], decided=[failed.refused.get(i)])
             try:
                 result = self.writer.write(batch)
             except Exception as exc:
@@ -131,6 +137,8 @@ class Processor:
         m.duplicates.inc(result.duplicates)
         for rejection in batch.rejections:
             m.messages_rejected.labels(rejection.reason).inc()
+        for reason, n in batch.left_out.items():
+            m.messages_rejected.labels(reason).inc(n)
 
 
 def _is_transient(exc: BaseException) -> bool:

@@ -8,8 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from chelian.config import Settings
+from chelian.errors import ConfigError
 from chelian.ingest.batch import Inbound
+from chelian.ingest.directory import VehicleDirectory
+from chelian.ingest.pipeline import Limits, Pipeline
 from chelian.ingest.processor import Processor
+from chelian.ingest.ratelimit import RateLimiter, RejectionSampler
+from chelian.ingest.writers import writer_for
 from chelian.link import topics
 from chelian.link.codec import encode_event, encode_status, encode_telemetry
 from chelian.metrics import Metrics
@@ -113,8 +118,10 @@ def test_unknown_vehicle_bad_topic_oversize_and_rate_limit(engine, processor):
     reasons = rejected_reasons(engine)
     assert reasons.count("unknown_vehicle") == 1 and reasons.count("bad_topic") == 1
     assert reasons.count("payload_too_large") == 1
-    # burst of 20 tokens: the oversized message took none, so 20 of the 25 pass
-    assert stored_signals(engine) == 20 and reasons.count("rate_limited") == 5
+    # burst of 20 tokens: the oversized message took none, so 20 of the 25 pass; the 5 refused are
+    # all counted, but only the first is dead-lettered (the flood sampler keeps one per interval)
+    assert stored_signals(engine) == 20 and reasons.count("rate_limited") == 1
+    assert processor.metrics.messages_rejected.labels("rate_limited")._value.get() == 5
 
 
 def test_events_and_status(engine, processor):
@@ -162,3 +169,130 @@ def test_a_signal_only_in_a_vss_export_is_stored_only_with_that_export(engine, t
         assert result.signals_stored == 1 and rejected_reasons(engine) == ["unknown_signal"]
         assert latest == {"Vehicle.Speed": 87.0}
         assert processor.metrics.messages_rejected.labels("unknown_signal")._value.get() == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def processor_with_clock(engine, clock: Clock, *, rate: float = 5.0, burst: int = 20,
+                         interval_s: float = 60.0) -> Processor:
+    pipeline = Pipeline(Catalog.builtin(), VehicleDirectory(engine), RateLimiter(rate, burst, clock=clock),
+                        Limits(max_payload_bytes=16384), RejectionSampler(interval_s, clock=clock))
+    return Processor(pipeline, writer_for(engine), Metrics())
+
+
+def dead_letters(engine, reason: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(rejected_messages.c.detail)
+                                 .where(rejected_messages.c.reason == reason)
+                                 .order_by(rejected_messages.c.id)).scalars())
+
+
+def test_a_flooding_car_is_counted_in_full_but_dead_lettered_and_logged_once_per_interval(engine, caplog):
+    clock = Clock()
+    processor = processor_with_clock(engine, clock)
+    car = make_car(engine, make_owner(engine))
+    t = topics.telemetry_topic(car.vin)
+    big = {"Vehicle.Diagnostics.DTCList": ["P0301"] * 1500}  # about 13 KB: under the size limit
+    flood = [inbound(t, encode_telemetry(i, now_ms(), big), mid=i) for i in range(1000)]
+    oversized = [inbound(t, b"x" * 20_000, mid=2000 + i) for i in range(50)]
+    with caplog.at_level("WARNING", logger="chelian.ingest"):
+        for start in range(0, 1000, 200):  # several batches, as the worker would form them
+            processor.process(flood[start:start + 200])
+        processor.process(oversized)
+    rejected = processor.metrics.messages_rejected
+    assert rejected.labels("rate_limited")._value.get() == 980  # burst of 20 stored, every refusal counted
+    assert rejected.labels("payload_too_large")._value.get() == 50
+    assert count(engine, telemetry) == 20
+    assert dead_letters(engine, "rate_limited") == ["per-car message rate exceeded"]
+    assert dead_letters(engine, "payload_too_large") == ["20000 bytes > limit 16384"]
+    assert len([r for r in caplog.records if r.getMessage().startswith("message_rejected")]) == 2
+
+    clock.now += 61  # next window: 61 s of tokens (5/s) refill the burst of 20, then refusals again
+    processor.process([inbound(t, encode_telemetry(5000 + i, now_ms(), {"Vehicle.Speed": 1.0}), mid=i)
+                       for i in range(25)])
+    assert count(engine, telemetry) == 40
+    assert rejected.labels("rate_limited")._value.get() == 985
+    assert dead_letters(engine, "rate_limited")[1] == (
+        "per-car message rate exceeded (979 more rate_limited from this car since the previous one kept "
+        "here: counted, not kept)")
+
+
+def test_another_car_is_sampled_on_its_own(engine):
+    processor = processor_with_clock(engine, Clock(), burst=1)
+    owner = make_owner(engine)
+    cars = [make_car(engine, owner), make_car(engine, owner)]
+    processor.process([inbound(topics.telemetry_topic(c.vin),
+                               encode_telemetry(i, now_ms(), {"Vehicle.Speed": 1.0}))
+                       for c in cars for i in range(10)])
+    with engine.connect() as conn:
+        vins = sorted(conn.execute(select(rejected_messages.c.vin)).scalars())
+    assert vins == sorted(c.vin for c in cars)
+    assert processor.metrics.messages_rejected.labels("rate_limited")._value.get() == 18
+
+
+def test_the_flood_sample_interval_is_a_setting(engine, tmp_path):
+    settings = Settings.load(data_dir=tmp_path, flood_sample_interval_s=5)
+    processor = Processor.from_settings(settings, engine, Catalog.builtin(), Metrics())
+    assert processor.pipeline.sampler._interval == 5
+    with pytest.raises(ConfigError, match="CHELIAN_FLOOD_SAMPLE_INTERVAL_S: Input should be greater than 0"):
+        Settings.load(data_dir=tmp_path, flood_sample_interval_s=0)
+
+
+def test_a_batch_retried_message_by_message_takes_no_rate_tokens_twice(engine):
+    clock = Clock()
+    processor = processor_with_clock(engine, clock, burst=20)
+    car = make_car(engine, make_owner(engine))
+    t = topics.telemetry_topic(car.vin)
+    calls = []
+
+    class RefusesTheFirstBatch:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def write(self, batch):
+            calls.append(len(batch.telemetry))
+            if len(calls) == 1:
+                raise ValueError("poisoned batch")  # not transient: the processor retries one by one
+            return self.inner.write(batch)
+
+    processor.writer = RefusesTheFirstBatch(processor.writer)
+    result = processor.process([inbound(t, encode_telemetry(i, now_ms(), {"Vehicle.Speed": 1.0}), mid=i)
+                                for i in range(15)])
+    assert calls == [15] + [1] * 15
+    assert result.messages_stored == 15 and rejected_reasons(engine) == []
+    # 15 of the 20 tokens were used once; 5 are left (the clock stands still, nothing refills)
+    processor.process([inbound(t, encode_telemetry(100 + i, now_ms(), {"Vehicle.Speed": 1.0}), mid=i)
+                       for i in range(6)])
+    assert count(engine, telemetry) == 20
+    assert processor.metrics.messages_rejected.labels("rate_limited")._value.get() == 1
+
+
+def test_a_retried_batch_keeps_its_rate_verdicts(engine):
+    """Messages refused for rate in the failed batch stay refused in the retry, and are counted once."""
+    processor = processor_with_clock(engine, Clock(), burst=3)
+    car = make_car(engine, make_owner(engine))
+    t = topics.telemetry_topic(car.vin)
+    failed = []
+
+    class RefusesTheFirstBatch:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def write(self, batch):
+            if not failed:
+                failed.append(batch)
+                raise ValueError("poisoned batch")
+            return self.inner.write(batch)
+
+    processor.writer = RefusesTheFirstBatch(processor.writer)
+    processor.process([inbound(t, encode_telemetry(i, now_ms(), {"Vehicle.Speed": 1.0}), mid=i)
+                       for i in range(8)])
+    assert sorted(failed[0].refused) == [3, 4, 5, 6, 7]
+    assert count(engine, telemetry) == 3 and rejected_reasons(engine) == ["rate_limited"]
+    assert processor.metrics.messages_rejected.labels("rate_limited")._value.get() == 5
