@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import threading
@@ -59,8 +58,11 @@ def serve(settings: Settings, http_host: HttpHost = None, http_port: HttpPort = 
 
 @with_settings(broker=True)
 def ingest(settings: Settings,
-           worker_id: Annotated[str | None, typer.Option(help="Stable id of this worker (its broker session); "
-                                                          "default: host name and pid.")] = None) -> None:
+           worker_id: Annotated[str | None, typer.Option(
+               help="Stable id of this worker: it names the worker's persistent broker session "
+                    "(client id chelian-ingest-ID), which a restarted worker resumes with every message "
+                    "queued meanwhile. Default: this host's name. To run several workers on one host, "
+                    "give each its own, e.g. --worker-id $(hostname)-2.")] = None) -> None:
     """Run one more ingest worker against the broker (no API); workers share the stream.
 
     On MQTT 5 brokers every worker joins the shared subscription group, so starting more of
@@ -73,7 +75,9 @@ def ingest(settings: Settings,
 
     upgrade(settings.effective_database_url)
     engine = make_engine(settings.effective_database_url)
-    client_id = f"chelian-ingest-{worker_id or f'{socket.gethostname()}-{os.getpid()}'}"
+    # No pid in the default: a restarted worker must resume its session (and its queue), and a
+    # session nobody resumes would stay in the $share group, taking its share of the stream.
+    client_id = f"chelian-ingest-{worker_id or socket.gethostname()}"
     catalog = Catalog.load(settings.vss_json)
     safety, rules = build_detectors(engine, EventBus(), catalog, settings=settings)
     live = live_publisher(engine)  # PostgreSQL: the API processes' live maps show these cars too

@@ -44,6 +44,7 @@ def add(
         _, creds = provision_for_email(engine, owner_email=owner, vin=vin, make=make, model=model, year=year,
                                        mqtt_url=settings.car_mqtt_url)
     _show_credentials(creds, as_json, f"registered {creds.vin} ({make} {model} {year}) for {owner}")
+    _external_broker_hint(settings, "lets the car in")
 
 
 @app.command("rotate-secret")
@@ -52,7 +53,22 @@ def rotate(settings: Settings, vin: Vin, as_json: AsJson = False) -> None:
     """Revoke a car's MQTT password and issue a new one (lost or leaked secret)."""
     with database(settings) as engine:
         creds = rotate_secret(engine, vin, settings.car_mqtt_url)
-    _show_credentials(creds, as_json, f"new credentials for {creds.vin}; the old password no longer works")
+    if settings.embedded_broker:
+        headline = (f"new credentials for {creds.vin}; the embedded broker refuses the old password "
+                    "within 30 s and cuts connections that use it")
+    else:
+        headline = f"new credentials for {creds.vin}"
+    _show_credentials(creds, as_json, headline)
+    _external_broker_hint(settings, "takes the new password and refuses the old one")
+
+
+def _external_broker_hint(settings: Settings, what: str) -> None:
+    """On an external broker nothing changes until its files are rewritten and reloaded: say so."""
+    if not settings.embedded_broker:
+        err_console.print(f"The broker at {settings.mqtt_url} {what} only once its password file is "
+                          "rewritten and reloaded; for Mosquitto: `chelian broker mosquitto-config --out DIR "
+                          "--reload-pid-file PIDFILE` (SIGHUP).", style="yellow", markup=False,
+                          highlight=False, soft_wrap=True)
 
 
 @app.command("list")

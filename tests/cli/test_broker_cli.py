@@ -30,3 +30,19 @@ def test_mosquitto_config_lists_every_car_with_its_stored_hash(database_url, tmp
     assert "listener 18883" in conf and "allow_anonymous false" in conf and "max_queued_messages" in conf
     assert "listener 1884 127.0.0.1" in conf
     assert "CHELIAN_MQTT_URL=mqtt://127.0.0.1:1884" in result.output
+
+
+def test_rotate_secret_on_an_external_broker_says_mosquitto_needs_a_reload(database_url, tmp_path):
+    common = ["--database-url", database_url, "--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, ["user", "add", "--email", "o@example.com", "--password", "password1",
+                               *common]).exit_code == 0
+    car = ["--vin", "1M8GDM9AXKP042788", "--json"]
+    assert runner.invoke(app, ["vehicle", "add", *car, "--make", "Ford", "--model", "Focus", "--year", "2019",
+                               "--owner", "o@example.com", *common]).exit_code == 0
+    embedded = runner.invoke(app, ["vehicle", "rotate-secret", *car, *common])
+    assert embedded.exit_code == 0 and "mosquitto-config" not in embedded.output
+    external = runner.invoke(app, ["vehicle", "rotate-secret", *car, "--mqtt-url", "mqtt://127.0.0.1:1884",
+                                   *common])
+    assert external.exit_code == 0, external.output
+    assert json.loads(external.stdout)["vin"] == "1M8GDM9AXKP042788"  # stdout: still only the JSON
+    assert "--reload-pid-file" in external.stderr and "mosquitto-config" in external.stderr
