@@ -65,6 +65,8 @@ class Batch:
     events: list[EventRow] = field(default_factory=list)
     statuses: list[StatusRow] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0
+    """Messages dropped because the same (channel, vin, seq) came earlier in this very batch."""
     left_out: dict[str, int] = field(default_factory=dict)
     """Refusals counted but not dead-lettered (a flooding car's rate_limited / payload_too_large
     beyond one sample per interval): reason -> how many."""
@@ -85,6 +87,7 @@ class WriteResult:
     new_telemetry: list[TelemetryRows]
     new_events: list[EventRow]
     duplicates: int
+    """Telemetry and event messages already stored (redeliveries), recognised by (vehicle, seq)."""
     statuses: list[StatusRow] = field(default_factory=list)
 
     @property

@@ -118,6 +118,7 @@ class Pipeline:
         self._check_clock(tm.ts_ms, msg)
         key = (topics.TELEMETRY, vin, tm.seq)
         if key in seen:  # the same message twice in one batch (a broker redelivery)
+            batch.duplicates += 1
             return
         seen.add(key)
         samples: dict[str, SampleRow] = {}
@@ -167,9 +168,11 @@ class Pipeline:
         ev = decode_event(vin, msg.payload)
         self._check_clock(ev.ts_ms, msg)
         key = (topics.EVENTS, vin, ev.seq)
-        if key not in seen:
-            seen.add(key)
-            batch.events.append(EventRow(vehicle_id, ev.seq, ev.type, ev.ts_ms, msg.received_ms, ev.data))
+        if key in seen:
+            batch.duplicates += 1
+            return
+        seen.add(key)
+        batch.events.append(EventRow(vehicle_id, ev.seq, ev.type, ev.ts_ms, msg.received_ms, ev.data))
 
     def _check_clock(self, ts_ms: int, msg: Inbound) -> None:
         if ts_ms > msg.received_ms + self.limits.max_clock_skew_ms:

@@ -134,7 +134,7 @@ class Processor:
             m.batch_seconds.observe(seconds)
             m.batch_size.observe(n)
         m.signals_stored.inc(result.signals_stored)
-        m.duplicates.inc(result.duplicates)
+        m.duplicates.inc(result.duplicates + batch.duplicates)
         for rejection in batch.rejections:
             m.messages_rejected.labels(rejection.reason).inc()
         for reason, n in batch.left_out.items():

@@ -296,3 +296,22 @@ def test_a_retried_batch_keeps_its_rate_verdicts(engine):
     assert sorted(failed[0].refused) == [3, 4, 5, 6, 7]
     assert count(engine, telemetry) == 3 and rejected_reasons(engine) == ["rate_limited"]
     assert processor.metrics.messages_rejected.labels("rate_limited")._value.get() == 5
+
+
+def test_a_redelivered_batch_is_counted_as_duplicates_and_not_stored_again(engine, processor):
+    """What a worker killed after its commit but before its acks sees on restart: the broker
+    redelivers the batch (new packet ids); every message is recognised by (vin, seq) and dropped."""
+    car = make_car(engine, make_owner(engine))
+    t, ev_topic = topics.telemetry_topic(car.vin), topics.vehicle_topic(car.vin, "events")
+    sent = [*(inbound(t, encode_telemetry(i, now_ms(), signals(i)), mid=i) for i in range(4)),
+            inbound(ev_topic, encode_event(1, now_ms(), "door_opened"), mid=10)]
+    first = processor.process(sent)
+    assert (first.messages_stored, first.events_stored, first.duplicates) == (4, 1, 0)
+    assert processor.metrics.duplicates._value.get() == 0
+
+    redelivered = [Inbound(100 + m.mid, m.qos, m.topic, m.payload, now_ms(), generation=1) for m in sent]
+    again = processor.process([*redelivered, redelivered[0]])  # one of them twice in the same batch
+    assert (again.messages_stored, again.events_stored, again.duplicates) == (0, 0, 5)
+    assert processor.metrics.duplicates._value.get() == 6
+    assert count(engine, telemetry) == 4 and count(engine, events) == 1
+    assert stored_signals(engine) == 100

@@ -98,4 +98,5 @@ class PostgresWriter:
         if batch.rejections:
             cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
                                         for x in batch.rejections])
-        return WriteResult(new, new_events, len(batch.telemetry) - len(new), batch.statuses)
+        duplicates = len(batch.telemetry) - len(new) + len(batch.events) - len(new_events)
+        return WriteResult(new, new_events, duplicates, batch.statuses)

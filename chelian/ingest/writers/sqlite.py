@@ -24,7 +24,8 @@ WHERE latest_state.ts_ms <= excluded.ts_ms
 """
 _EVENT = ("INSERT OR IGNORE INTO events (vehicle_id, seq, type, ts_ms, received_ms, data) "
           "VALUES (?, ?, ?, ?, ?, ?)")
-_STATUS = "UPDATE vehicles SET online = ?, status_ms = ? WHERE id = ? AND (status_ms IS NULL OR status_ms <= ?)"
+_STATUS = ("UPDATE vehicles SET online = ?, status_ms = ? "
+           "WHERE id = ? AND (status_ms IS NULL OR status_ms <= ?)")
 _REJECTED = ("INSERT INTO rejected_messages (topic, vin, reason, detail, payload, received_ms) "
              "VALUES (?, ?, ?, ?, ?, ?)")
 
@@ -64,4 +65,5 @@ class SqliteWriter:
         cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
         cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
                                     for x in batch.rejections])
-        return WriteResult(new, new_events, len(batch.telemetry) - len(new), batch.statuses)
+        duplicates = len(batch.telemetry) - len(new) + len(batch.events) - len(new_events)
+        return WriteResult(new, new_events, duplicates, batch.statuses)
