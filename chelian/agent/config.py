@@ -21,10 +21,20 @@ Example (`/etc/chelian/agent.toml`):
 
     [policy."Vehicle.Speed"]
     deadband = 2.0
+
+    [actuators]             # optional; see docs/agent.md
+    can = true              # use the mapping's `actions:` on the live bus (default)
+    hook_timeout_s = 10
+
+    [actuators.hooks]       # a program per command, run without a shell; exit 0 = done
+    lock = ["/usr/local/bin/car-lock"]
+    honk_flash = ["/usr/local/bin/car-horn", "--flash"]
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,6 +42,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chelian.agent.can.mapping import ACTIONS
 from chelian.agent.publisher import PolicyTable, SignalPolicy
 from chelian.agent.runtime import LinkSettings
 from chelian.errors import ChelianError, ConfigError
@@ -65,6 +76,25 @@ class PolicyOverride(_Strict):
     deadband: float = Field(0.0, ge=0)
 
 
+class ActuatorsConfig(_Strict):
+    can: bool = True
+    """Send the CAN mapping's `actions:` on the live bus (a replayed log never sends)."""
+    hook_timeout_s: float = Field(10.0, gt=0, le=300)
+    hooks: dict[str, list[str]] = Field(default_factory=dict)
+    """command -> argv of the program that does it (no shell)."""
+
+    @field_validator("hooks")
+    @classmethod
+    def _known_commands(cls, hooks: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, argv in hooks.items():
+            if name not in ACTIONS:
+                raise ValueError(f"no command {name!r} can have a hook; these can: {', '.join(ACTIONS)}")
+            if not argv or not argv[0]:
+                raise ValueError(f"hook {name}: give the program and its arguments, e.g. "
+                                 f'{name} = ["/usr/local/bin/car-{name}"]')
+        return hooks
+
+
 class AgentConfig(_Strict):
     vin: str
     mqtt_url: str
@@ -81,6 +111,7 @@ class AgentConfig(_Strict):
     owner_key: str | None = None
     source: Annotated[CanSource | ReplaySource, Field(discriminator="kind")]
     policy: dict[str, PolicyOverride] = Field(default_factory=dict)
+    actuators: ActuatorsConfig = Field(default_factory=ActuatorsConfig)
 
     @field_validator("vin")
     @classmethod
@@ -113,6 +144,12 @@ class AgentConfig(_Strict):
             if p.max_interval_s <= p.min_interval_s:
                 raise ConfigError(f"invalid agent config {path}: policy {pattern!r}: "
                                   "max_interval_s must be greater than min_interval_s")
+        for name, argv in config.actuators.hooks.items():
+            program = argv[0]
+            found = shutil.which(program) if os.sep not in program else program
+            if found is None or not os.path.isfile(found) or not os.access(found, os.X_OK):
+                raise ConfigError(f"invalid agent config {path}: actuators.hooks.{name}: {program} is not "
+                                  "an executable file")
         return config
 
     @property

@@ -20,6 +20,9 @@ it: the cloud's latest state only moves forward in device time).
 Commands are one injected collaborator, `CommandHandler.handle(payload) -> ack | None`
 (`chelian.agent.commands.CommandExecutor` in production); its optional `tick()`,
 `announcement()` and `tracking` (high-rate location tracking, `tracking.py`) are used when present.
+With `commands_in_thread` (a real car, whose hooks and CAN confirmations take seconds) `handle`
+and `tick` run in a worker thread, one at a time, while sampling and publishing go on; the
+simulator's instant actuators run inline.
 
 Example:
     agent = Agent(vin, LinkSettings("cloud.example.com", 1883, vin, secret), source,
@@ -93,7 +96,7 @@ class Agent:
     def __init__(self, vin: str, link: LinkSettings, source: SignalSource, outbox: Outbox, *,
                  policy: PolicyTable | None = None, commands: CommandHandler | None = None,
                  tracking: Tracking | None = None, clock: Clock = wall_ms,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, commands_in_thread: bool = False) -> None:
         self.vin, self.link, self.source, self.outbox, self.commands = vin, link, source, outbox, commands
         self.clock = clock
         self.tracking: Tracking = tracking or getattr(commands, "tracking", None) or Tracking()
@@ -114,11 +117,15 @@ class Agent:
         self._stopped: asyncio.Event | None = None
         self._last_command_tick_ms = 0
         self._rng = random.Random(vin)
+        self.commands_in_thread = commands_in_thread
+        self._commands_busy = asyncio.Lock()
 
     # --- sampling ---------------------------------------------------------------------------
 
-    def tick(self) -> int:
-        """Sample the source once and queue what is due; returns how many messages were queued."""
+    def tick(self, *, commands: bool = True) -> int:
+        """Sample the source once and queue what is due; returns how many messages were queued.
+
+        `commands=False` leaves the executor's own tick to the caller (`_command_tick`)."""
         now = self.clock()
         queued = 0
         forced = TRACKED if self.tracking.due(now) else ()
@@ -132,14 +139,30 @@ class Agent:
                 seq = self.outbox.next_seq(topics.EVENTS)
                 self.outbox.append(topics.EVENTS, seq, now, encode_event(seq, now, kind, data))
                 queued += 1
-        tick = getattr(self.commands, "tick", None)
-        if tick is not None and now - self._last_command_tick_ms >= 1000:
-            self._last_command_tick_ms = now
-            self._acks.extend(tick())
+        if commands and self._command_tick_due(now):
+            self._acks.extend(self.commands.tick())  # type: ignore[union-attr]
         self.outbox.db.maybe_commit()
         if queued or self._acks:
             self._wake.set()
         return queued
+
+    def _command_tick_due(self, now: int) -> bool:
+        if getattr(self.commands, "tick", None) is None or now - self._last_command_tick_ms < 1000:
+            return False
+        self._last_command_tick_ms = now
+        return True
+
+    async def _command_tick(self) -> None:
+        """The executor's tick in the worker thread (parked immobilise commands may act)."""
+        if self._command_tick_due(self.clock()):
+            acks = await self._in_commands_thread(self.commands.tick)  # type: ignore[union-attr]
+            if acks:
+                self._acks.extend(acks)
+                self._wake.set()
+
+    async def _in_commands_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async with self._commands_busy:
+            return await asyncio.to_thread(fn, *args)
 
     # --- the connection ---------------------------------------------------------------------
 
@@ -175,7 +198,9 @@ class Agent:
         deadline = time.monotonic()
         while True:
             try:
-                self.tick()
+                self.tick(commands=not self.commands_in_thread)
+                if self.commands_in_thread:
+                    await self._command_tick()
             except Exception:  # a source hiccup must not end sampling for good
                 log.exception("agent_tick_failed vin=%s", self.vin)
             deadline += self.tick_period_s(rate_hz)
@@ -277,10 +302,13 @@ class Agent:
         async for message in client.messages:
             if self.commands is None or not isinstance(message.payload, bytes | bytearray):
                 continue
-            ack = self.commands.handle(bytes(message.payload))
+            if self.commands_in_thread:
+                ack = await self._in_commands_thread(self.commands.handle, bytes(message.payload))
+            else:
+                ack = self.commands.handle(bytes(message.payload))
             if ack is not None:
                 await client.publish(self._topics[topics.ACKS], ack, qos=1)
-            self.tick()  # let the cloud see what the command changed without waiting a tick
+            self.tick(commands=not self.commands_in_thread)  # the cloud sees what the command changed now
 
     # --- control ----------------------------------------------------------------------------
 

@@ -2,10 +2,13 @@
 
 Reads the car's TOML configuration (`chelian.agent.config`), opens its signal source (a CAN
 bus, or a recorded CAN log replayed), its on-disk queue and, when the config names the
-cloud's or the owner's command key, its command keystore and executor. The car can observe
-but not actuate through CAN yet (`ReadOnlyActuators`): `locate` works, actions are refused
-with a reason in their ack. SIGTERM and SIGINT switch the car off properly: `offline`
-status, DISCONNECT, queue kept on disk for the next start.
+cloud's or the owner's command key, its command keystore and executor. The executor acts
+through `CarActuators`: per command, a hook program (`[actuators.hooks]`) or the CAN
+mapping's `actions:` sent on the live bus; a command wired to neither fails with a reason in
+its ack, and `locate` answers from the car's own signals. Commands run in a worker thread,
+so a hook or a CAN confirmation that takes seconds never stalls telemetry. SIGTERM and
+SIGINT switch the car off properly: `offline` status, DISCONNECT, queue kept on disk for
+the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import typer
 
 from chelian.agent.config import AgentConfig, CanSource
 from chelian.agent.runtime import Agent, CommandHandler
-from chelian.agent.sources import ReadOnlyActuators, open_can_source
+from chelian.agent.sources import open_can_source
 from chelian.agent.store_forward import QueueDB
 from chelian.cli.common import console, reported_errors
 from chelian.errors import ConfigError
@@ -50,11 +53,14 @@ def command_executor(cfg: AgentConfig, source: Any) -> CommandHandler | None:
     """The car's executor, if it has (or is given the seeds of) a command keystore."""
     if not (cfg.platform_key or cfg.owner_key or cfg.keystore_path.exists()):
         return None
+    from chelian.agent.actuation import car_actuators
     from chelian.agent.commands import CommandExecutor
     from chelian.agent.keystore import Keystore
 
     store = Keystore.open(cfg.keystore_path, cfg.vin, platform_key=cfg.platform_key, owner_key=cfg.owner_key)
-    return CommandExecutor(cfg.vin, store, ReadOnlyActuators(source))
+    act = cfg.actuators
+    actuators = car_actuators(source, cfg.vin, act.hooks, hook_timeout_s=act.hook_timeout_s, can=act.can)
+    return CommandExecutor(cfg.vin, store, actuators)
 
 
 async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> Agent:
@@ -67,7 +73,7 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> Agent:
     db = QueueDB(cfg.queue_path)
     try:
         car = Agent(cfg.vin, cfg.link(), source, db.outbox(cfg.vin), policy=cfg.policy_table(),
-                    commands=command_executor(cfg, source))
+                    commands=command_executor(cfg, source), commands_in_thread=True)
         running = asyncio.create_task(car.run(rate_hz=cfg.rate_hz))
         console.print(f"agent {cfg.vin} -> {cfg.mqtt_url} ({cfg.source.kind} source, {cfg.rate_hz:g} Hz, "
                       f"{len(car.outbox)} queued); Ctrl-C to stop", markup=False, highlight=False,

@@ -23,6 +23,18 @@ value, before unit conversion); unit_from (the unit the value is in, when the DB
 a wrong one); unit_signal (another signal of the same message that names the unit, e.g. a
 km/miles switch); map ({DBC choice name or raw integer: VSS value}); type (the VSS datatype,
 checked against the catalog: documentation that cannot go stale).
+
+An optional `actions:` section says how the car is commanded over the same bus: per command
+(lock, unlock, honk_flash, immobilise, mobilise, clear_dtcs), the DBC messages to send with
+their signal values (signals not named are sent as raw 0), optionally repeated, and
+optionally a VSS signal of this mapping to watch for confirmation (see docs/agent.md):
+
+    actions:
+      lock:
+        send: [{message: BODY_COMMAND, signals: {LOCK_REQUEST: lock}}]
+        repeat: 3                   # default 1
+        interval_ms: 50             # between repeats, default 100
+        confirm: {vss: Vehicle.Cabin.Door.Row1.DriverSide.IsLocked, value: true, timeout_s: 2}
 """
 
 from __future__ import annotations
@@ -44,7 +56,13 @@ from chelian.signals import Catalog, Signal, SignalError
 ENTRY_KEYS: Final = frozenset(
     {"message", "signal", "vss", "scale", "offset", "unit_from", "unit_signal", "map", "type"})
 REQUIRED_KEYS: Final = ("message", "signal", "vss")
-TOP_KEYS: Final = frozenset({"dbc", "description", "models", "signals"})
+TOP_KEYS: Final = frozenset({"dbc", "description", "models", "signals", "actions"})
+ACTIONS: Final = ("lock", "unlock", "honk_flash", "immobilise", "mobilise", "clear_dtcs")
+"""The commands a car can be wired for (the others are answered by the agent itself)."""
+ACTION_KEYS: Final = frozenset({"send", "confirm", "repeat", "interval_ms"})
+FRAME_KEYS: Final = frozenset({"message", "signals"})
+CONFIRM_KEYS: Final = frozenset({"vss", "value", "timeout_s"})
+MAX_REPEAT: Final = 50
 OUTPUT_TYPES: Final = frozenset({"boolean", "string", "float", "double", "uint8", "uint16", "uint32",
                                  "uint64", "int8", "int16", "int32", "int64"})
 _LINE: Final = "__line__"
@@ -76,12 +94,44 @@ class SignalMap:
 
 
 @dataclass(frozen=True, slots=True)
+class FrameSpec:
+    """One frame of an action: a DBC message and the values of the signals it sets."""
+
+    message: str
+    signals: tuple[tuple[str, Any], ...]
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmSpec:
+    """The action counts as done once `vss` reads `value`, within `timeout_s`."""
+
+    vss: str
+    value: Any
+    timeout_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ActionMap:
+    action: str
+    frames: tuple[FrameSpec, ...]
+    line: int = 0
+    confirm: ConfirmSpec | None = None
+    repeat: int = 1
+    interval_ms: int = 100
+
+
+@dataclass(frozen=True, slots=True)
 class Mapping:
     entries: tuple[SignalMap, ...]
     source: str = "<mapping>"
     dbc: str | None = None
     description: str = ""
     models: tuple[str, ...] = field(default=())
+    actions: tuple[ActionMap, ...] = field(default=())
+
+    def action(self, name: str) -> ActionMap | None:
+        return next((a for a in self.actions if a.action == name), None)
 
     def where(self, entry: SignalMap) -> str:
         return f"{self.source}:{entry.line}"
@@ -171,12 +221,128 @@ def parse_mapping(text: str, source: str = "<mapping>", catalog: Catalog | None 
         entry = _parse_entry(raw, source, catalog, problems)
         if entry is not None:
             entries.append(entry)
+    actions = _parse_actions(header.get("actions"), header.get(_LINE, 0), source, catalog, problems)
+    produced = {e.vss for e in entries}
+    for action in actions:
+        if action.confirm is not None and action.confirm.vss not in produced:
+            problems.append(f"{source}:{action.line}: {action.action} is confirmed by {action.confirm.vss}, "
+                            "which no `signals:` entry of this mapping produces")
     if problems:
         raise MappingError(source, problems)
     dbc = header.get("dbc")
     models = header.get("models") or ()
     return Mapping(tuple(entries), source, str(dbc) if dbc is not None else None,
-                   str(header.get("description") or ""), tuple(str(m) for m in models))
+                   str(header.get("description") or ""), tuple(str(m) for m in models), tuple(actions))
+
+
+def _parse_actions(raw: Any, line: int, source: str, catalog: Catalog,
+                   problems: list[str]) -> list[ActionMap]:
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        problems.append(f"{source}:{line}: `actions:` must map a command ({', '.join(ACTIONS)}) "
+                        "to what to send")
+        return []
+    line = raw.pop(_LINE, line)
+    out = []
+    for name, spec in raw.items():
+        where = f"{source}:{spec.get(_LINE, line) if isinstance(spec, dict) else line}"
+        if name not in ACTIONS:
+            close = difflib.get_close_matches(str(name), ACTIONS, n=1, cutoff=0.5)
+            problems.append(f"{where}: unknown action {name!r}" + (f" (did you mean {close[0]!r}?)" if close
+                                                                  else f" (actions: {', '.join(ACTIONS)})"))
+            continue
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: action {name} must be a mapping with `send:`")
+            continue
+        action = _parse_action(name, spec, where, catalog, problems)
+        if action is not None:
+            out.append(action)
+    return out
+
+
+def _parse_action(name: str, spec: dict[str, Any], where: str, catalog: Catalog,
+                  problems: list[str]) -> ActionMap | None:
+    before = len(problems)
+    line = spec.pop(_LINE, 0)
+    for key in sorted(set(spec) - ACTION_KEYS, key=str):
+        allowed = ", ".join(sorted(ACTION_KEYS))
+        problems.append(f"{where}: action {name}: unknown key {key!r} (allowed: {allowed})")
+    frames = []
+    send = spec.get("send")
+    if not isinstance(send, list) or not send:
+        problems.append(f"{where}: action {name}: `send:` must be a non-empty list of "
+                        "{message: ..., signals: {...}}")
+        send = []
+    for raw in send:
+        frame = _parse_frame(name, raw, where, problems)
+        if frame is not None:
+            frames.append(frame)
+    numbers = {}
+    for key, default, low, high in (("repeat", 1, 1, MAX_REPEAT), ("interval_ms", 100, 0, 10_000)):
+        value = spec.get(key, default)
+        if type(value) is not int or not low <= value <= high:
+            problems.append(f"{where}: action {name}: `{key}` must be a whole number from {low} to {high}")
+        numbers[key] = value
+    confirm = _parse_confirm(name, spec.get("confirm"), where, catalog, problems)
+    if len(problems) > before:
+        return None
+    return ActionMap(name, tuple(frames), line, confirm, numbers["repeat"], numbers["interval_ms"])
+
+
+def _parse_frame(name: str, raw: Any, where: str, problems: list[str]) -> FrameSpec | None:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: action {name}: {raw!r} is not a {{message, signals}} mapping")
+        return None
+    line = raw.pop(_LINE, 0)
+    where = f"{where.rsplit(':', 1)[0]}:{line}" if line else where
+    for key in sorted(set(raw) - FRAME_KEYS, key=str):
+        problems.append(f"{where}: action {name}: unknown key {key!r} in a frame (allowed: message, signals)")
+    message, signals = raw.get("message"), raw.get("signals", {})
+    if not isinstance(message, str) or not message:
+        problems.append(f"{where}: action {name}: `message` is required and must be a DBC message name")
+        return None
+    if not isinstance(signals, dict):
+        problems.append(f"{where}: action {name}: `signals` must map signal names to values")
+        return None
+    signals.pop(_LINE, None)
+    pairs = []
+    for signal, value in signals.items():
+        if type(value) is bool:
+            value = int(value)
+        if type(value) not in (int, float, str) or (type(value) is float and not math.isfinite(value)):
+            problems.append(f"{where}: action {name}: {message}.{signal} must be a number or a DBC "
+                            "value name")
+            continue
+        pairs.append((str(signal), value))
+    return FrameSpec(message, tuple(pairs), line)
+
+
+def _parse_confirm(name: str, raw: Any, where: str, catalog: Catalog,
+                   problems: list[str]) -> ConfirmSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or "vss" not in raw or "value" not in raw:
+        problems.append(f"{where}: action {name}: `confirm` must be {{vss: PATH, value: V, timeout_s: S}}")
+        return None
+    raw.pop(_LINE, None)
+    for key in sorted(set(raw) - CONFIRM_KEYS, key=str):
+        problems.append(f"{where}: action {name}: unknown key {key!r} in `confirm` (allowed: vss, value, "
+                        "timeout_s)")
+    vss, value, timeout = raw["vss"], raw["value"], raw.get("timeout_s", 2.0)
+    if not isinstance(vss, str) or catalog.get(vss) is None:
+        problems.append(f"{where}: action {name}: unknown VSS path {vss!r} in `confirm`")
+        return None
+    try:
+        catalog.check(vss, value)
+    except SignalError as exc:
+        problems.append(f"{where}: action {name}: confirm value: {exc.detail}")
+        return None
+    if type(timeout) not in (int, float) or not 0 < timeout <= 60:
+        problems.append(f"{where}: action {name}: `timeout_s` must be a number of seconds, above 0 "
+                        "and at most 60")
+        return None
+    return ConfirmSpec(vss, value, float(timeout))
 
 
 def _parse_entry(raw: Any, source: str, catalog: Catalog, problems: list[str]) -> SignalMap | None:
@@ -298,8 +464,28 @@ def check_against_dbc(mapping: Mapping, db: Database, catalog: Catalog | None = 
         if entry.unit_signal in signals and vss.unit is not None:
             unit_signal = signals[entry.unit_signal]
             problems.extend(f"{where}: {p}" for p in _unit_signal_problems(unit_signal, vss.unit))
+    problems.extend(_action_problems(mapping, db, names))
     if problems:
         raise MappingError(mapping.source, problems)
+
+
+def _action_problems(mapping: Mapping, db: Database, names: list[str]) -> Iterable[str]:
+    """Every action frame must name a DBC message and signals, with values the DBC can encode."""
+    from chelian.agent.can.actions import EncodeError, encode
+
+    for action in mapping.actions:
+        for frame in action.frames:
+            where = f"{mapping.source}:{frame.line or action.line}: action {action.action}"
+            try:
+                message = db.get_message_by_name(frame.message)
+            except KeyError:
+                close = difflib.get_close_matches(frame.message, names, n=3, cutoff=0.6)
+                yield f"{where}: the DBC has no message {frame.message!r}" + _did_you_mean(close)
+                continue
+            try:
+                encode(message, dict(frame.signals))
+            except EncodeError as exc:
+                yield f"{where}: {exc}"
 
 
 def _dbc_problems(entry: SignalMap, dbc_signal: Any, vss: Signal) -> Iterable[str]:

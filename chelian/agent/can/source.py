@@ -108,6 +108,18 @@ class CanSignalSource:
             self._thread.join(timeout)
         return not self.running
 
+    @property
+    def can_send(self) -> bool:
+        """Whether `send` has a bus to send on (a replayed log has none)."""
+        return self.log_file is None
+
+    def send(self, frame: can.Message, timeout: float | None = 1.0) -> None:
+        """Transmit `frame` on the bus this source reads (the mapping's `actions:`)."""
+        bus = self._bus
+        if bus is None:
+            raise can.CanOperationError("this CAN source replays a log or is stopped: it cannot send frames")
+        bus.send(frame, timeout)
+
     # -- values ------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """The latest value of every path seen so far (a copy)."""
