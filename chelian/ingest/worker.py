@@ -57,14 +57,16 @@ def make_client(client_id: str, endpoint: BrokerEndpoint, **kwargs) -> mqtt.Clie
     """The one place chelian builds a paho client (a seam tests and tools can reuse)."""
     protocol = mqtt.MQTTv5 if endpoint.mqtt5 else mqtt.MQTTv311
     extra = {} if endpoint.mqtt5 else {"clean_session": kwargs.pop("clean_session", True)}
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **extra, **kwargs)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **extra,
+                         **kwargs)
     client.username_pw_set(endpoint.username, endpoint.password)
     return client
 
 
 class IngestWorker:
     def __init__(self, processor: Processor, endpoint: BrokerEndpoint, *, client_id: str = "chelian-ingest-0",
-                 batch_max: int = 2000, batch_wait_ms: int = 50, session_expiry_s: int = SESSION_EXPIRY_S) -> None:
+                 batch_max: int = 2000, batch_wait_ms: int = 50,
+                 session_expiry_s: int = SESSION_EXPIRY_S) -> None:
         self.processor = processor
         self.endpoint = endpoint
         self.client_id = client_id
@@ -77,8 +79,9 @@ class IngestWorker:
         self._generation = 0
         self._prepared: queue.Queue[tuple[list[Inbound], Batch] | None] = queue.Queue(maxsize=2)
         self._in_hand = 0
-        self._threads = [threading.Thread(target=self._prepare_loop, name="chelian-ingest-prepare", daemon=True),
-                         threading.Thread(target=self._commit_loop, name="chelian-ingest-commit", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._prepare_loop, name="chelian-ingest-prepare", daemon=True),
+            threading.Thread(target=self._commit_loop, name="chelian-ingest-commit", daemon=True)]
         self._client = self._build_client()
         self.last_error: BaseException | None = None
 
@@ -189,7 +192,7 @@ class IngestWorker:
         """Stage 2: commit in arrival order, then ack (never before the commit)."""
         while (item := self._prepared.get()) is not None:
             messages, batch = item
-            if self._retrying(lambda: self.processor.commit(messages, batch)) is None:
+            if self._retrying(lambda m=messages, b=batch: self.processor.commit(m, b)) is None:
                 return
             generation = self._generation
             for msg in messages:
