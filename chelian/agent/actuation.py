@@ -88,6 +88,13 @@ class CarActuators(ReadOnlyActuators):
         if unknown:
             raise ValueError(f"unknown action(s) {', '.join(sorted(unknown))}; known: {', '.join(ACTIONS)}")
         self.actions, self.unwired = dict(actions), unwired
+        self.wiring: dict[str, str] = dict.fromkeys(self.actions, "custom")
+        """command -> "hook" or "CAN": what `chelian agent` reports at start."""
+
+    def describe(self) -> str:
+        wired = ", ".join(f"{name} ({self.wiring[name]})" for name in ACTIONS if name in self.actions)
+        missing = ", ".join(name for name in ACTIONS if name not in self.actions)
+        return f"actuators: {wired or 'none'}" + (f"; not wired: {missing}" if missing else "")
 
     def _do(self, name: str, args: dict[str, Any] | None = None) -> None:
         action = self.actions.get(name)
@@ -116,12 +123,16 @@ def car_actuators(source: SignalSource, vin: str, hooks: Mapping[str, list[str]]
     """The actuators `chelian agent` gives its executor: hooks, then the CAN mapping's actions
     (when `can` and the source is a live bus whose mapping has them)."""
     actions: dict[str, Action] = {}
+    wiring: dict[str, str] = {}
     if can and getattr(source, "can_send", False):
         from chelian.agent.can.actions import CanActions
 
         can_actions = CanActions.for_source(source)
         for name in can_actions.names:
-            actions[name] = functools.partial(can_actions.run, name)
+            actions[name], wiring[name] = functools.partial(can_actions.run, name), "CAN"
     for name, argv in hooks.items():
-        actions[name] = functools.partial(HookAction(argv, vin=vin, timeout_s=hook_timeout_s), command=name)
-    return CarActuators(source, actions)
+        hook = HookAction(argv, vin=vin, timeout_s=hook_timeout_s)
+        actions[name], wiring[name] = functools.partial(hook, command=name), "hook"
+    actuators = CarActuators(source, actions)
+    actuators.wiring.update(wiring)
+    return actuators

@@ -75,6 +75,9 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> Agent:
         car = Agent(cfg.vin, cfg.link(), source, db.outbox(cfg.vin), policy=cfg.policy_table(),
                     commands=command_executor(cfg, source), commands_in_thread=True)
         running = asyncio.create_task(car.run(rate_hz=cfg.rate_hz))
+        actuators = getattr(car.commands, "actuators", None)
+        if actuators is not None and hasattr(actuators, "describe"):
+            console.print(actuators.describe(), markup=False, highlight=False, soft_wrap=True)
         console.print(f"agent {cfg.vin} -> {cfg.mqtt_url} ({cfg.source.kind} source, {cfg.rate_hz:g} Hz, "
                       f"{len(car.outbox)} queued); Ctrl-C to stop", markup=False, highlight=False,
                       soft_wrap=True)

@@ -297,6 +297,8 @@ def test_a_hook_wins_over_the_can_action_for_the_same_command(tmp_path, source, 
         assert marker.exists()
         assert wait_for(lambda: len(ecu.received) == 2)
         assert all(d["LOCK_REQUEST"] == "none" for d in ecu.decoded()), "lock went to the hook, not the bus"
+        assert actuators.describe() == ("actuators: lock (hook), unlock (CAN), honk_flash (CAN), "
+                                        "immobilise (CAN); not wired: mobilise, clear_dtcs")
     finally:
         ecu.stop()
 
