@@ -64,7 +64,8 @@ def mosquitto_config(
     platform_url = listener_url(platform_bind, platform_port)
     car_url = settings.public_mqtt_url or listener_url(bind_address, port)
     _say(f"chelian's services (serve, ingest): CHELIAN_MQTT_URL={platform_url}")
-    _say(f"cars (handed out by `vehicle add`): CHELIAN_PUBLIC_MQTT_URL={car_url}")
+    _say(f"cars (handed out by `vehicle add`): CHELIAN_PUBLIC_MQTT_URL={car_url}"
+         + ("" if settings.public_mqtt_url else "   (or the name cars reach this broker by)"))
     if settings.mqtt_url and (urlsplit(settings.mqtt_url).port or 1883) != platform_port:
         _say(f"warning: CHELIAN_MQTT_URL is {settings.mqtt_url}, not the platform listener (port "
              f"{platform_port}): the service account cannot log in on any other")

@@ -10,7 +10,7 @@ Mosquitto gets two listeners, each with its own users and ACL (`per_listener_set
   chelian's own services. `acl`: `pattern` rules with `%u`, one rule for every car: a car
   may write only `v1/vehicles/{its VIN}/{telemetry|events|status|acks}` and read only
   `v1/vehicles/{its VIN}/commands`.
-* the **platform listener** (`platform_port`, 1884 on 127.0.0.1 by default): only the
+* the **platform listener** (`platform_port`, 1885 on 127.0.0.1 by default): only the
   service account of chelian's own components (ingest workers, command relay) can log in
   (`platform-passwd`, hashed here with the same function); `platform-acl` lets it read and
   write `v1/vehicles/#` (which covers its `$share/{group}/v1/vehicles/...` subscriptions).
@@ -27,7 +27,7 @@ password and ACL files and disconnects clients whose credentials are no longer v
 
 Example:
     files = write_mosquitto_config(engine, Path("/etc/mosquitto/chelian"), port=1883,
-                                   platform_port=1884, service_account=service_account(settings))
+                                   platform_port=1885, service_account=service_account(settings))
     # mosquitto -c /etc/mosquitto/chelian/mosquitto.conf
     sync_mosquitto(engine, files, service_account(settings), pid=1234)
 """
@@ -62,10 +62,11 @@ PASSWORD_NAME, ACL_NAME = "passwd", "acl"  # the car listener's
 PLATFORM_PASSWORD_NAME, PLATFORM_ACL_NAME = "platform-passwd", "platform-acl"
 DEFAULT_PORT = 1883
 """The car listener: MQTT's registered port, the one car firmware and firewalls expect."""
-DEFAULT_PLATFORM_PORT = 1884
-"""The platform listener: the next port up, so it is easy to remember and to firewall as a
-pair, and not 8883 (MQTT over TLS by convention), which a TLS terminator in front of the car
-listener would want."""
+DEFAULT_PLATFORM_PORT = 1885
+"""The platform listener. Not 1884: that is the embedded broker's default (`chelian serve`
+without `--mqtt-url`), and a demo or a test platform must be able to run beside this
+Mosquitto on one machine. Not 8883 either: MQTT over TLS by convention, which a TLS
+terminator in front of the car listener would want."""
 DEFAULT_PLATFORM_BIND = "127.0.0.1"
 """Ingest and relay usually run beside the broker; give a private address when they do not."""
 DEFAULT_PERSISTENT_CLIENT_EXPIRATION = "7d"
@@ -262,7 +263,7 @@ def sync_mosquitto(engine: Engine, files: MosquittoFiles, account: ServiceAccoun
 def listener_url(address: str | None, port: int) -> str:
     """The `mqtt://` URL of a listener; one on all addresses is reached via this host's name."""
     if address is None or address in _ALL_ADDRESSES:
-        address = socket.getfqdn()
+        address = socket.gethostname()
     return f"mqtt://{f'[{address}]' if ':' in address else address}:{port}"
 
 

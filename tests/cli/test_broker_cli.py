@@ -28,8 +28,8 @@ def test_mosquitto_config_lists_every_car_with_its_stored_hash(database_url, tmp
     assert "pattern write v1/vehicles/%u/telemetry" in (out / "acl").read_text()
     conf = (out / "mosquitto.conf").read_text()
     assert "listener 18883" in conf and "allow_anonymous false" in conf and "max_queued_messages" in conf
-    assert "listener 1884 127.0.0.1" in conf
-    assert "CHELIAN_MQTT_URL=mqtt://127.0.0.1:1884" in result.output
+    assert "listener 1885 127.0.0.1" in conf
+    assert "CHELIAN_MQTT_URL=mqtt://127.0.0.1:1885" in result.output
 
 
 def test_rotate_secret_on_an_external_broker_says_mosquitto_needs_a_reload(database_url, tmp_path):
@@ -41,7 +41,7 @@ def test_rotate_secret_on_an_external_broker_says_mosquitto_needs_a_reload(datab
                                "--owner", "o@example.com", *common]).exit_code == 0
     embedded = runner.invoke(app, ["vehicle", "rotate-secret", *car, *common])
     assert embedded.exit_code == 0 and "mosquitto-config" not in embedded.output
-    external = runner.invoke(app, ["vehicle", "rotate-secret", *car, "--mqtt-url", "mqtt://127.0.0.1:1884",
+    external = runner.invoke(app, ["vehicle", "rotate-secret", *car, "--mqtt-url", "mqtt://127.0.0.1:1885",
                                    *common])
     assert external.exit_code == 0, external.output
     assert json.loads(external.stdout)["vin"] == "1M8GDM9AXKP042788"  # stdout: still only the JSON
