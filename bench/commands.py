@@ -342,7 +342,7 @@ def main() -> None:
                                  http_port=free_port(), http_workers=args.workers, ingest_password="bench")
         commands = command_engine(engine)
         relay = build_relay(settings, commands, client_id="bench-relay").start()
-        wakeups = start_wakeups(relay.service)
+        wakeups = start_wakeups(relay.service, args.workers)
         app = create_app(settings, engine, Catalog.builtin(), Metrics())
         app.state.commands = relay.service
         import uvicorn

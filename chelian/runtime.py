@@ -111,19 +111,35 @@ worker-thread limit), so the pool never opens and closes overflow connections un
 
 
 def command_engine(engine: Engine) -> Engine:
-    """The command path's own PostgreSQL pool, without the pre-ping: a pre-ping is one more
-    round trip (and GIL hand-off) on every one of the ~6 checkouts a command costs. After a
-    database restart, the first statement on a stale connection fails and invalidates the
-    whole pool: one failed request per process (the relay retries), instead of a ping on each.
-    SQLite (no network, no pre-ping worth removing) keeps the one engine."""
+    """The command path's own PostgreSQL pool, in autocommit mode and without the pre-ping.
+
+    Autocommit is the connections' own mode (isolation_level at connect), so the hot path's
+    one-statement work switches nothing on checkout and back on return; the service's rare
+    transactions (expiries, key pins) switch instead (CommandService). A pre-ping is one more
+    round trip (and GIL hand-off) on every checkout. After a database restart, the first
+    statement on a stale connection fails and invalidates the whole pool: one failed request
+    per process (the relay retries), instead of a ping on each. SQLite (no network, no
+    pre-ping worth removing) keeps the one engine."""
     if not is_postgres(engine):
         return engine
-    return create_engine(engine.url, pool_size=COMMAND_POOL_SIZE, max_overflow=8, pool_pre_ping=False)
+    return create_engine(engine.url, pool_size=COMMAND_POOL_SIZE, max_overflow=8, pool_pre_ping=False,
+                         isolation_level="AUTOCOMMIT")
 
 
-def start_wakeups(service: CommandService) -> Listener | None:
-    """On PostgreSQL, wake this process's waiters for commands settled in any process; a
-    waiter then re-reads only as a safety net. SQLite has one process: nothing to listen to."""
+def start_wakeups(service: CommandService, api_processes: int) -> Listener | None:
+    """With several API processes (PostgreSQL), wake this process's waiters for commands
+    settled in any process (LISTEN/NOTIFY); a waiter then re-reads only as a safety net.
+
+    With one API process every settlement of its commands happens in this process (its relay
+    settles acks and sweeps expiries) and wakes its waiters directly: no NOTIFY per command and
+    no listener thread woken by each only to drop its own message. On PostgreSQL the waiters
+    keep the safety-net re-read (a command settled by some other program is seen within it);
+    SQLite keeps the shorter one."""
+    if api_processes <= 1:
+        service.announce = False
+        if is_postgres(service.engine):
+            service.poll_s = SAFETY_POLL_S
+        return None
     if not is_postgres(service.engine):
         return None
     listener = Listener(service.engine, service.notifier).start()
@@ -172,7 +188,7 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
     engine = make_engine(settings.effective_database_url)
     commands = command_engine(engine)
     relay = build_relay(settings, commands, client_id=f"chelian-commands-{index}", leader=False).start()
-    wakeups = start_wakeups(relay.service)
+    wakeups = start_wakeups(relay.service, settings.http_workers)
     app = create_app(settings, engine, Catalog.load(settings.vss_json), Metrics())
     app.state.commands = relay.service
     app.state.push = push = PushHub(engine)
@@ -316,7 +332,7 @@ class Platform:
         self.retention = RetentionWorker(self.engine, s.telemetry_retention_days, s.purge_batch_rows,
                                          s.purge_interval_s).start()
         self.relay = build_relay(self.settings, self.command_engine).start()
-        self.wakeups = start_wakeups(self.relay.service)
+        self.wakeups = start_wakeups(self.relay.service, self.settings.http_workers)
         self.live = start_live_listener(self.engine, self.push)
         self.app = create_app(self.settings, self.engine, self.catalog, self.metrics)
         self.app.state.commands = self.relay.service

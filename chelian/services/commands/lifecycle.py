@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from chelian.config import Settings
-from chelian.errors import ConflictError, NotFoundError, ValidationError
+from chelian.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from chelian.services.commands.catalog import PLATFORM, ArgsError, spec_for
 from chelian.services.commands.envelope import (
     CLOCK_SKEW_MS,
@@ -47,7 +47,7 @@ from chelian.services.commands.notify import POLL_S, Notifier
 from chelian.services.commands.wakeups import CHANNEL, MAX_PAYLOAD_BYTES, announce
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as repo
-from chelian.storage.repositories.commands import CommandRow, Settled
+from chelian.storage.repositories.commands import CallerView, CommandRow, Settled
 from chelian.storage.repositories.vehicles import Vehicle
 
 log = logging.getLogger("chelian.commands")
@@ -89,15 +89,52 @@ def request_hash(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(request)).hexdigest()
 
 
+def is_autocommit(engine: Engine) -> bool:
+    """Whether `engine` was created with isolation_level="AUTOCOMMIT" (runtime.command_engine)."""
+    return getattr(engine.dialect, "_on_connect_isolation_level", None) == "AUTOCOMMIT"
+
+
+def _summary(type_: str, args: dict[str, Any], expires_in_s: int) -> str:
+    """A request, as a conflict names it (built only for that)."""
+    return f"{type_} {canonical(args).decode()} expiring in {expires_in_s}s"
+
+
+def _same_request(existing: CommandRow, key: str | None, digest: str,
+                  summary: Callable[[], str]) -> CommandRow:
+    """`existing`, made by this Idempotency-Key, if it answers the same request; else ConflictError."""
+    if existing.request_hash != digest:
+        raise ConflictError(f"Idempotency-Key {key!r} was used for another request (command "
+                            f"{existing.id}: {existing.type} {canonical(existing.args).decode()}), "
+                            f"not for {summary()}")
+    log.info("%s id=%s idempotency_key=%s", COMMAND_REPEATED, existing.id, key)
+    return existing
+
+
+def caller_error(caller: CallerView, vin: str) -> tuple[Vehicle, int]:
+    """(the car, the user's id) of a caller found by token and VIN; AuthError for a bad token,
+    NotFoundError for a car that is not theirs."""
+    if caller.user_id is None:
+        raise AuthError("invalid or expired token")
+    if caller.vehicle is None:
+        raise NotFoundError(f"no vehicle {vin} in your account")
+    return caller.vehicle, caller.user_id
+
+
 class CommandService:
     """Business rules for commands; `dispatch` (set by the relay) hands new ones to MQTT."""
 
     def __init__(self, engine: Engine, platform_key: PlatformKey, notifier: Notifier | None = None,
                  clock: Callable[[], int] = now_ms) -> None:
-        self.engine = engine
-        self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        """For work that needs no multi-statement transaction: no BEGIN/COMMIT/ROLLBACK round
-        trips (a read costs 2 instead of 4, creating a command 4 instead of 6)."""
+        if is_autocommit(engine):  # runtime.command_engine: autocommit is the pool's own mode
+            self.autocommit = engine
+            self.engine = engine.execution_options(isolation_level="READ COMMITTED")
+        else:
+            self.engine = engine
+            self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """`autocommit`: for work that needs no multi-statement transaction: no BEGIN/COMMIT/
+        ROLLBACK round trips (a read costs 2 instead of 4). Given an engine whose connections
+        are autocommit already (the runtime's), the hot path switches no isolation level on
+        checkout and back on return; only `engine.begin()` (rare: expiries, pins) does."""
         self.platform_key = platform_key
         self.notifier = notifier or Notifier()
         self.clock = clock
@@ -106,8 +143,15 @@ class CommandService:
         self.pinned_keys = PinnedKeys()
         """Cars' ack keys as this process last read them (acks.py; re-checked when settling)."""
         self.poll_s = POLL_S
-        """How often a waiter re-reads without a wake-up; raised by the runtime once a
-        wakeups.Listener brings other processes' settlements here."""
+        """How often a waiter re-reads without a wake-up; raised by the runtime once every
+        settlement is known to wake this process's waiters (its own relay, or a wakeups.Listener)."""
+        self.announce = True
+        """NOTIFY other processes of settlements (wakeups.py). The runtime switches it off when
+        this is the only API process: nobody else waits, and each NOTIFY would cost this
+        process's listener a wake-up only to drop its own message."""
+        self.online: Callable[[str], bool] | None = None
+        """Set by the relay with `dispatch`: is this car online now? A new command for an online
+        car is recorded `sent` by its INSERT (no second UPDATE) and dispatched with sent=True."""
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> CommandService:
@@ -119,6 +163,48 @@ class CommandService:
                expires_in_s: int | None = None,
                idempotency_key: str | None = None) -> tuple[CommandRow, bool]:
         """Sign and record a platform command; (command, created). created=False: an idempotent repeat."""
+        args, expires_in_s = self._checked(type_, args, expires_in_s)
+        digest = self._digest(vehicle.vin, type_, args, expires_in_s)
+        with self.autocommit.connect() as conn:
+            existing = self._repeat(conn, user_id, idempotency_key, digest, type_, args, expires_in_s)
+            if existing is not None:
+                return existing, False
+            # Committed on its own: if the insert does not happen, the counter has a gap -
+            # harmless, cars only need counters never to repeat.
+            counter = repo.next_counter(conn, vehicle.id, self.platform_key.kid)
+            return self._sign_and_insert(conn, vehicle, user_id, idempotency_key, digest, type_, args,
+                                         expires_in_s, counter)
+
+    def request(self, token_hash: str, vin: str, type_: str, args: dict[str, Any],
+                expires_in_s: int | None = None,
+                idempotency_key: str | None = None) -> tuple[Vehicle, CommandRow, bool]:
+        """`create` for an API request: the bearer token's user and their car by VIN checked
+        (AuthError, NotFoundError), the Idempotency-Key looked up and the counter taken in
+        one round trip on PostgreSQL (repo.intake), then one INSERT - on one connection.
+        A repeat is found before anything is signed; the unique (requester, key) constraint
+        still decides between two racing twins."""
+        try:
+            args, expires_in_s = self._checked(type_, args, expires_in_s)
+        except ValidationError:
+            with self.autocommit.connect() as conn:  # who asks comes first: 401/404 before 400
+                caller_error(repo.caller_view(conn, token_hash, self.clock(), vin.strip().upper()), vin)
+            raise
+        now = self.clock()
+        with self.autocommit.connect() as conn:
+            found = repo.intake(conn, token_hash, now, vin.strip().upper(), idempotency_key,
+                                self.platform_key.kid)
+            vehicle, user_id = caller_error(found.caller, vin)
+            digest = self._digest(vehicle.vin, type_, args, expires_in_s)
+            if found.prior is not None:
+                return vehicle, self._same_request(found.prior, idempotency_key, digest, type_, args,
+                                                   expires_in_s), False
+            assert found.counter is not None, "intake takes a counter when there is no earlier command"
+            return vehicle, *self._sign_and_insert(conn, vehicle, user_id, idempotency_key, digest, type_,
+                                                   args, expires_in_s, found.counter, now)
+
+    @staticmethod
+    def _checked(type_: str, args: dict[str, Any], expires_in_s: int | None) -> tuple[dict[str, Any], int]:
+        """(normalised args, expiry in s), or ValidationError."""
         try:
             spec = spec_for(type_)
             args = spec.normalise(args)
@@ -130,29 +216,35 @@ class CommandService:
         expires_in_s = DEFAULT_EXPIRES_S if expires_in_s is None else expires_in_s
         if not 1 <= expires_in_s <= MAX_EXPIRES_S:
             raise ValidationError(f"expires_in_s must be between 1 and {MAX_EXPIRES_S}, got {expires_in_s}")
-        digest = request_hash({"vin": vehicle.vin, "type": type_, "args": args, "expires_in_s": expires_in_s})
-        summary = f"{type_} {canonical(args).decode()} expiring in {expires_in_s}s"
-        now, command_id, kid = self.clock(), uuid.uuid4().hex, self.platform_key.kid
-        with self.autocommit.connect() as conn:
-            # No look-up of the Idempotency-Key first: nearly every key is new, and the insert
-            # below finds a repeat by itself (ON CONFLICT), then returns the first command.
-            # Committed on its own: if the insert does not happen, the counter has a gap -
-            # harmless, cars only need counters never to repeat.
-            counter = repo.next_counter(conn, vehicle.id, kid)
-            command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
-            sealed = self.platform_key.seal(command.body(), id_hint=command_id)
-            return self._insert(conn, vehicle, user_id, idempotency_key, digest, summary, dict(
-                id=command_id, type=type_, args=args, signer=SIGNER_PLATFORM, kid=kid, counter=counter,
-                payload=sealed.wire(), env_hash=sealed.hash, created_ms=now, issued_ms=now,
-                expires_ms=command.exp))
+        return args, expires_in_s
+
+    @staticmethod
+    def _digest(vin: str, type_: str, args: dict[str, Any], expires_in_s: int) -> str:
+        return request_hash({"vin": vin, "type": type_, "args": args, "expires_in_s": expires_in_s})
+
+    def _sign_and_insert(self, conn: Any, vehicle: Vehicle, user_id: int, idempotency_key: str | None,
+                         digest: str, type_: str, args: dict[str, Any], expires_in_s: int, counter: int,
+                         now: int | None = None) -> tuple[CommandRow, bool]:
+        now = self.clock() if now is None else now
+        command_id, kid = uuid.uuid4().hex, self.platform_key.kid
+        command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
+        sealed = self.platform_key.seal(command.body(), id_hint=command_id)
+        return self._insert(conn, vehicle, user_id, idempotency_key, digest,
+                            lambda: _summary(type_, args, expires_in_s), dict(
+                                id=command_id, type=type_, args=args, signer=SIGNER_PLATFORM, kid=kid,
+                                counter=counter, payload=sealed.wire(), env_hash=sealed.hash, created_ms=now,
+                                issued_ms=now, expires_ms=command.exp))
 
     def record_presigned(self, vehicle: Vehicle, user_id: int, command: Command, kid: str, payload: bytes,
                          env_hash: str, idempotency_key: str | None) -> tuple[CommandRow, bool]:
         """Record an envelope a device signed (checked by presigned.py); the bytes go out unchanged."""
         digest = request_hash({"vin": vehicle.vin, "presigned": env_hash})
-        summary = f"the pre-signed {command.type} {command.id}"
+
+        def summary() -> str:
+            return f"the pre-signed {command.type} {command.id}"
+
         with self.autocommit.connect() as conn:
-            existing = self._repeat(conn, user_id, idempotency_key, digest, summary)
+            existing = self._repeat_of(conn, user_id, idempotency_key, digest, summary)
             same_id = repo.get(conn, command.id)
         if existing is not None:
             return existing, False
@@ -169,35 +261,47 @@ class CommandService:
         except IntegrityError:  # the same id, submitted concurrently
             raise ConflictError(f"command id {command.id} is already used by another command") from None
 
-    def _repeat(self, conn: Any, user_id: int, key: str | None, digest: str,
-                summary: str) -> CommandRow | None:
+    def _repeat(self, conn: Any, user_id: int, key: str | None, digest: str, type_: str, args: dict[str, Any],
+                expires_in_s: int) -> CommandRow | None:
+        return self._repeat_of(conn, user_id, key, digest, lambda: _summary(type_, args, expires_in_s))
+
+    def _same_request(self, existing: CommandRow, key: str | None, digest: str, type_: str,
+                      args: dict[str, Any], expires_in_s: int) -> CommandRow:
+        return _same_request(existing, key, digest, lambda: _summary(type_, args, expires_in_s))
+
+    @staticmethod
+    def _repeat_of(conn: Any, user_id: int, key: str | None, digest: str,
+                   summary: Callable[[], str]) -> CommandRow | None:
         """The command this Idempotency-Key already made, if the request is the same one."""
         if key is None:
             return None
         existing = repo.by_idempotency_key(conn, user_id, key)
-        if existing is None:
-            return None
-        if existing.request_hash != digest:
-            raise ConflictError(f"Idempotency-Key {key!r} was used for another request (command "
-                                f"{existing.id}: {existing.type} {canonical(existing.args).decode()}), "
-                                f"not for {summary}")
-        log.info("%s id=%s idempotency_key=%s", COMMAND_REPEATED, existing.id, key)
-        return existing
+        return None if existing is None else _same_request(existing, key, digest, summary)
 
     def _insert(self, conn: Any, vehicle: Vehicle, user_id: int, idempotency_key: str | None, digest: str,
-                summary: str, fields: dict[str, Any]) -> tuple[CommandRow, bool]:
-        values = dict(vehicle_id=vehicle.id, status=QUEUED, requested_by=user_id,
-                      idempotency_key=idempotency_key, request_hash=digest, attempts=0, **fields)
+                summary: Callable[[], str], fields: dict[str, Any]) -> tuple[CommandRow, bool]:
+        # A car online now gets the command at once (the relay publishes it right after this
+        # INSERT): record it `sent` here rather than in a second statement. Should the publish
+        # not happen (the car just went offline, the process dies), the row is an unanswered
+        # `sent` command: resent when its car comes online and by the leader's sweep.
+        sent = self.dispatch is not None and self.online is not None and self.online(vehicle.vin)
+        now = fields["created_ms"]
+        values = dict(vehicle_id=vehicle.id, status=SENT if sent else QUEUED, requested_by=user_id,
+                      idempotency_key=idempotency_key, request_hash=digest, attempts=1 if sent else 0,
+                      sent_ms=now if sent else None, last_sent_ms=now if sent else None, **fields)
         if not repo.insert_command_once(conn, **values):
-            existing = self._repeat(conn, user_id, idempotency_key, digest, summary)  # a concurrent twin won
+            # a concurrent twin won
+            existing = self._repeat_of(conn, user_id, idempotency_key, digest, summary)
             assert existing is not None, "only an Idempotency-Key conflict skips the insert"
             return existing, False
-        row = CommandRow(**values, reason=None, result=None, sent_ms=None, last_sent_ms=None, acked_ms=None,
-                         car_ts_ms=None, finished_ms=None)
+        row = CommandRow(**values, reason=None, result=None, acked_ms=None, car_ts_ms=None, finished_ms=None)
         log.info("%s id=%s vin=%s type=%s user=%s signer=%s kid=%s ctr=%d expires_ms=%d", COMMAND_CREATED,
                  row.id, vehicle.vin, row.type, user_id, row.signer, row.kid, row.counter, row.expires_ms)
         if self.dispatch is not None:
-            self.dispatch(row.id, vehicle.vin, row.payload)
+            if sent:
+                self.dispatch(row.id, vehicle.vin, row.payload, True)  # type: ignore[call-arg]
+            else:
+                self.dispatch(row.id, vehicle.vin, row.payload)
         return row, True
 
     # --- reading -----------------------------------------------------------------------------
@@ -261,7 +365,8 @@ class CommandService:
         with self.engine.begin() as conn:
             expired = repo.expire_due(conn, self.clock(), unsent=(QUEUED,), sent=(SENT,), expired=EXPIRED,
                                       sent_grace_ms=EXPIRY_GRACE_MS)
-            announce(conn, self.notifier.origin, dict.fromkeys(expired))
+            if self.announce:
+                announce(conn, self.notifier.origin, dict.fromkeys(expired))
         for command_id in expired:
             log.info("%s id=%s", COMMAND_EXPIRED, command_id)
         if expired:
@@ -272,7 +377,7 @@ class CommandService:
         """Force an outcome (operators, tests); acks go through `settle_ack`."""
         with self.engine.begin() as conn:
             moved = repo.transition(conn, command_id, status, TRANSITIONS[status], **values)
-            if moved:
+            if moved and self.announce:
                 announce(conn, self.notifier.origin, {command_id: None})
         if moved:
             self.notifier.notify([command_id])
@@ -284,13 +389,13 @@ class CommandService:
         `kid` is still the car's pinned key; one transaction for the lot.
         Returns {(id, env_hash): Settled} for those that moved.
 
-        On PostgreSQL one statement settles the batch and NOTIFYs the other processes' waiters
-        (wakeups.py) in the same transaction; autocommit, so that is one round trip."""
+        On PostgreSQL one statement settles the batch and (if `announce`) NOTIFYs the other
+        processes' waiters (wakeups.py) in the same transaction; autocommit, so that is one round trip."""
         by_key = {(ack["id"], ack["env_hash"]): ack for ack in acks}
         postgres = self.engine.dialect.name == "postgresql"
+        notify = (CHANNEL, self.notifier.origin, MAX_PAYLOAD_BYTES) if self.announce else None
         with self.autocommit.connect() if postgres else self.engine.begin() as conn:
-            moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM,
-                                     notify=(CHANNEL, self.notifier.origin, MAX_PAYLOAD_BYTES))
+            moved = repo.settle_many(conn, acks, ACK_SETTLES_FROM, notify=notify)
         changes = {key[0]: {name: by_key[key][name] for name in SETTLED_FIELDS}
                    | {"sent_ms": done.sent_ms, "last_sent_ms": done.last_sent_ms, "attempts": done.attempts}
                    for key, done in moved.items()}

@@ -6,7 +6,8 @@ so an ack's PUBACK goes out only after its outcome is committed (a relay killed 
 the ack again from its persistent session, and settling twice is a no-op).
 
 * **Sending.** A new command is published at QoS 1 to `v1/vehicles/{vin}/commands` at once
-  if the car is online, otherwise it stays `queued`. Online/offline comes from a plain
+  if the car is online (and is then recorded `sent` by its own INSERT: `service.online`),
+  otherwise it stays `queued`. Online/offline comes from a plain
   (not shared) subscription to `v1/vehicles/+/status`, so the broker's retained messages tell
   a freshly started relay every car's state. When a car comes online, its queued and
   unanswered sent commands are (re)sent, oldest first; cars subscribe to `commands` before
@@ -32,7 +33,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,6 +66,8 @@ class _Send:
     command_id: str
     vin: str
     payload: bytes
+    recorded: bool
+    """Recorded `sent` by its INSERT already (the car was online): publish, no UPDATE."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,7 @@ class CommandRelay:
         self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=30, **kwargs)
         self._client.loop_start()
         self._worker.start()
+        self.service.online = self.online.__contains__
         self.service.dispatch = self.submit
         if not self._connected.wait(timeout_s):
             self.stop()
@@ -133,6 +137,7 @@ class CommandRelay:
     def stop(self) -> None:
         if self.service.dispatch == self.submit:
             self.service.dispatch = None
+            self.service.online = None
         self._stop.set()
         self._jobs.put(None)
         if self._worker.is_alive():
@@ -146,9 +151,11 @@ class CommandRelay:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def submit(self, command_id: str, vin: str, payload: bytes) -> None:
-        """A new command (the service's dispatch hook): sent at once if its car is online."""
-        self._jobs.put(_Send(command_id, vin, payload))
+    def submit(self, command_id: str, vin: str, payload: bytes, recorded: bool = False) -> None:
+        """A new command (the service's dispatch hook): sent at once if its car is online.
+        `recorded`: the service found the car online (`service.online`) and recorded the
+        command `sent` already."""
+        self._jobs.put(_Send(command_id, vin, payload, recorded))
 
     # --- paho callbacks (network thread) ---------------------------------------------------
 
@@ -193,9 +200,11 @@ class CommandRelay:
     def _handle(self, jobs: list[_Send | _Inbound]) -> None:
         """New commands are published together and marked sent in one transaction; consecutive
         acks are settled together; PUBACKs go out in arrival order, each after its commit."""
-        sends = [(j.command_id, j.vin, j.payload) for j in jobs if isinstance(j, _Send)]
+        sends = [j for j in jobs if isinstance(j, _Send)]
         if sends:
-            self._retrying(lambda: self._publish(sends))
+            targets = [(j.command_id, j.vin, j.payload) for j in sends]
+            recorded = {j.command_id for j in sends if j.recorded}
+            self._retrying(lambda: self._publish(targets, recorded=recorded))
         acks: list[_Inbound] = []
         for job in jobs:
             if not isinstance(job, _Inbound):
@@ -258,13 +267,18 @@ class CommandRelay:
             states = UNSETTLED if self.leader else (QUEUED,)
             self._publish(self.service.pending(vehicle_id=vehicle.id, states=states))
 
-    def _publish(self, targets: list[tuple[str, str, bytes]]) -> None:
-        """Publish to the cars that are online; the rest stay as they are until theirs comes."""
+    def _publish(self, targets: list[tuple[str, str, bytes]], *, recorded: Collection[str] = ()) -> None:
+        """Publish to the cars that are online; the rest stay as they are until theirs comes.
+        `recorded`: commands recorded `sent` already (new ones, by their INSERT): no UPDATE;
+        one whose car went offline meanwhile is resent when it is back, like any unanswered one."""
         sent, sent_ms = [], now_ms()  # before publishing: an ack may beat the bookkeeping
         for command_id, vin, payload in targets:
             if vin in self.online:
                 self._client.publish(topics.vehicle_topic(vin, topics.COMMANDS), payload, qos=1)
-                sent.append(command_id)
+                if command_id in recorded:
+                    log.info("%s id=%s", COMMAND_SENT, command_id)
+                else:
+                    sent.append(command_id)
         if sent:
             for command_id in self.service.mark_sent(sent, sent_ms):
                 log.info("%s id=%s", COMMAND_SENT, command_id)

@@ -14,7 +14,7 @@ way no two commands share a number.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -29,14 +29,15 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from chelian.storage.repositories.users import User
 from chelian.storage.repositories.vehicles import Vehicle, access_clause
 from chelian.storage.tables import agent_keys, api_tokens, command_counters, commands, users, vehicles
 
@@ -69,29 +70,40 @@ class CommandRow:
     finished_ms: int | None
 
 
-_COLUMNS = [commands.c[f.name] for f in fields(CommandRow)]
+_NAMES = tuple(f.name for f in fields(CommandRow))
+_COLUMNS = [commands.c[name] for name in _NAMES]
+_PAYLOAD = _NAMES.index("payload")
 
 
-def _row(r: Any) -> CommandRow:
-    values = dict(r._mapping)
-    values["payload"] = bytes(values["payload"])  # a memoryview on PostgreSQL
-    return CommandRow(**values)
+def _command(values: Sequence[Any]) -> CommandRow:
+    """A CommandRow from its columns in _NAMES order (the payload is a memoryview on PostgreSQL)."""
+    row = list(values)
+    row[_PAYLOAD] = bytes(row[_PAYLOAD])
+    return CommandRow(*row)
+
+
+_row = _command
 
 
 @dataclass(frozen=True, slots=True)
 class CallerView:
     """Who asks (by bearer token), their car by VIN, and optionally one of its commands."""
 
-    user: User | None
+    user_id: int | None
     vehicle: Vehicle | None
     command: CommandRow | None
 
 
+_N_VEHICLE = len(vehicles.c)
+
+
 def _caller_query(with_command: bool) -> Any:
+    """Only the user's id (not their e-mail or password hash): every column read costs Python
+    time in the driver on the hot path."""
     tokens = api_tokens.c
     joined = (api_tokens.join(users, users.c.id == tokens.user_id)
               .outerjoin(vehicles, and_(vehicles.c.vin == bindparam("vin"), access_clause(users.c.id))))
-    columns = [*users.c, *vehicles.c]
+    columns = [users.c.id.label("user_id"), *(c.label(f"vehicle_{c.name}") for c in vehicles.c)]
     if with_command:
         joined = joined.outerjoin(commands, and_(commands.c.id == bindparam("command_id"),
                                                  commands.c.vehicle_id == vehicles.c.id))
@@ -132,14 +144,70 @@ def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
     row = conn.execute(_CALLER[command_id is not None], params).first()
     if row is None:
         return CallerView(None, None, None)
-    n_user, n_vehicle = len(users.c), len(vehicles.c)
-    vehicle = Vehicle(*row[n_user:n_user + n_vehicle]) if row[n_user] is not None else None
+    return _caller(row, command_id is not None)
+
+
+def _caller(row: Sequence[Any], with_command: bool) -> CallerView:
+    """[user id, *vehicle columns, *command columns (with_command)] -> CallerView."""
+    vehicle = Vehicle(*row[1:1 + _N_VEHICLE]) if row[1] is not None else None
     command = None
-    if command_id is not None and row[n_user + n_vehicle] is not None:
-        values = dict(zip([f.name for f in fields(CommandRow)], row[n_user + n_vehicle:], strict=True))
-        values["payload"] = bytes(values["payload"])
-        command = CommandRow(**values)
-    return CallerView(User(*row[:n_user]), vehicle, command)
+    if with_command and row[1 + _N_VEHICLE] is not None:
+        command = _command(row[1 + _N_VEHICLE:])
+    return CallerView(row[0], vehicle, command)
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What creating a command needs to know first (`intake`): who asks, their car, the command
+    their Idempotency-Key already made (`prior`), else the counter reserved for the new one."""
+
+    caller: CallerView
+    prior: CommandRow | None
+    counter: int | None
+
+
+def _intake_pg() -> Any:
+    """One statement, one round trip (PostgreSQL): the caller and their car (`caller_view`'s
+    rules), the command the Idempotency-Key already made, and - only when there is none and the
+    car is theirs - the bumped counter (a data-modifying CTE: a repeat burns no counter)."""
+    caller = _caller_query(False).cte("caller")
+    user_id, vehicle_id = caller.c.user_id, caller.c.vehicle_id
+    prior = (select(*_COLUMNS).select_from(commands).join(caller, commands.c.requested_by == user_id)
+             .where(commands.c.idempotency_key == bindparam("key")).cte("prior"))
+    bump = (pg_insert(command_counters)
+            .from_select([_COUNTER.vehicle_id, _COUNTER.kid, _COUNTER.counter],
+                         select(vehicle_id, bindparam("kid", type_=String), literal(1, Integer))
+                         .where(vehicle_id.is_not(None), ~exists(select(prior.c.id))))
+            .on_conflict_do_update(index_elements=[_COUNTER.vehicle_id, _COUNTER.kid],
+                                   set_={"counter": _COUNTER.counter + 1})
+            .returning(_COUNTER.counter).cte("bump"))
+    return (select(*caller.c, *prior.c, bump.c.counter)
+            .select_from(caller.outerjoin(prior, true()).outerjoin(bump, true())))
+
+
+_INTAKE_PG = _intake_pg()
+
+
+def intake(conn: Connection, token_hash: str, now_ms: int, vin: str, idempotency_key: str | None,
+           kid: str) -> Intake:
+    """Caller, car, the Idempotency-Key's earlier command or a fresh counter for (car, `kid`):
+    one round trip on PostgreSQL, up to three statements on SQLite (in-process). Run it
+    outside a transaction: the counter is taken even if the command is never inserted - a
+    harmless gap (cars only need counters never to repeat)."""
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(_INTAKE_PG, {"token_hash": token_hash, "now_ms": now_ms, "vin": vin,
+                                        "key": idempotency_key, "kid": kid}).first()
+        if row is None:
+            return Intake(CallerView(None, None, None), None, None)
+        caller = _caller(row, False)
+        start = 1 + _N_VEHICLE
+        prior = _command(row[start:start + len(_NAMES)]) if row[start] is not None else None
+        return Intake(caller, prior, row[-1])
+    caller = caller_view(conn, token_hash, now_ms, vin)
+    if caller.user_id is None or caller.vehicle is None:
+        return Intake(caller, None, None)
+    prior = None if idempotency_key is None else by_idempotency_key(conn, caller.user_id, idempotency_key)
+    return Intake(caller, prior, None if prior is not None else next_counter(conn, caller.vehicle.id, kid))
 
 
 def next_counter(conn: Connection, vehicle_id: int, kid: str) -> int:
