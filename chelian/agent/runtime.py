@@ -119,6 +119,7 @@ class Agent:
         self._rng = random.Random(vin)
         self.commands_in_thread = commands_in_thread
         self._commands_busy = asyncio.Lock()
+        self._command_ticking: asyncio.Task[None] | None = None
 
     # --- sampling ---------------------------------------------------------------------------
 
@@ -155,7 +156,11 @@ class Agent:
     async def _command_tick(self) -> None:
         """The executor's tick in the worker thread (parked immobilise commands may act)."""
         if self._command_tick_due(self.clock()):
-            acks = await self._in_commands_thread(self.commands.tick)  # type: ignore[union-attr]
+            try:
+                acks = await self._in_commands_thread(self.commands.tick)  # type: ignore[union-attr]
+            except Exception:  # logged like a failed sample; the next tick tries again
+                log.exception("agent_command_tick_failed vin=%s", self.vin)
+                return
             if acks:
                 self._acks.extend(acks)
                 self._wake.set()
@@ -191,6 +196,8 @@ class Agent:
         finally:
             if ticker is not None:
                 ticker.cancel()
+            if self._command_ticking is not None:
+                self._command_ticking.cancel()
             self.outbox.db.commit()
             self._stopped.set()
 
@@ -199,8 +206,9 @@ class Agent:
         while True:
             try:
                 self.tick(commands=not self.commands_in_thread)
-                if self.commands_in_thread:
-                    await self._command_tick()
+                ticking = self._command_ticking
+                if self.commands_in_thread and (ticking is None or ticking.done()):
+                    self._command_ticking = asyncio.create_task(self._command_tick())  # sampling goes on
             except Exception:  # a source hiccup must not end sampling for good
                 log.exception("agent_tick_failed vin=%s", self.vin)
             deadline += self.tick_period_s(rate_hz)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 
 import pytest
 from sqlalchemy import select
@@ -214,3 +215,49 @@ def test_commands_are_handed_to_the_executor_and_acks_published(broker_stack, tm
     asyncio.run(scenario())
     acks = [cloud.expect(timeout=5).payload for _ in range(3)]
     assert acks == [b"hello", b"ack:24-kcol", b"late-ack"]  # announcement first, after each connect
+
+
+class SlowCommands(EchoCommands):
+    """Commands that take a while, as a hook or a CAN confirmation does on a real car."""
+
+    def handle(self, payload: bytes) -> bytes | None:
+        time.sleep(1.0)
+        return super().handle(payload)
+
+
+class CountingSource(ScriptedSource):
+    samples: int = 0
+
+    def snapshot(self):
+        self.samples += 1
+        return super().snapshot()
+
+
+def test_slow_commands_run_in_a_thread_and_never_stall_sampling(broker_stack, tmp_path):
+    creds = broker_stack.add_car(new_vin())
+    cloud = broker_stack.service_client()
+    cloud.subscribe(topics.vehicle_topic(creds.vin, topics.ACKS))
+    executor, source = SlowCommands(), CountingSource()
+
+    async def scenario() -> int:
+        proxy = await LinkProxy(broker_stack.host, broker_stack.port).start()
+        link, outbox = make_agent(broker_stack, creds, proxy, tmp_path)
+        agent = Agent(creds.vin, link, source, outbox, commands=executor, commands_in_thread=True)
+        task = asyncio.create_task(agent.run(rate_hz=20))
+        assert await until(agent.online.is_set)
+        await asyncio.to_thread(cloud.publish, topics.vehicle_topic(creds.vin, topics.COMMANDS), b"lock-7")
+        assert await until(lambda: executor.received == [b"lock-7"], timeout=5)
+        before = source.samples
+        await asyncio.to_thread(cloud.publish, topics.vehicle_topic(creds.vin, topics.COMMANDS), b"lock-8")
+        await asyncio.sleep(0.9)  # lock-8 is being handled meanwhile
+        during = source.samples - before
+        assert await until(lambda: executor.received == [b"lock-7", b"lock-8"], timeout=5)
+        await agent.stop()
+        await task
+        await proxy.close()
+        return during
+
+    during = asyncio.run(scenario())
+    assert during >= 10, f"only {during} samples at 20 Hz while a 1 s command ran"
+    acks = [cloud.expect(timeout=5).payload for _ in range(3)]
+    assert acks == [b"hello", b"ack:7-kcol", b"ack:8-kcol"]
