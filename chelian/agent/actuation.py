@@ -28,8 +28,7 @@ import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from chelian.agent.actuators import ActuationError
-from chelian.agent.can.mapping import ACTIONS
+from chelian.agent.actuators import ACTIONS, ActuationError
 from chelian.agent.sources import ReadOnlyActuators, SignalSource
 
 Action = Callable[[dict[str, Any]], None]

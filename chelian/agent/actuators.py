@@ -8,7 +8,10 @@ raises `ActuationError` with a reason that ends up in the command's ack.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+ACTIONS: Final = ("lock", "unlock", "honk_flash", "immobilise", "mobilise", "clear_dtcs")
+"""The commands a car can be wired for (a hook or a CAN action); the others the agent answers itself."""
 
 
 class ActuationError(Exception):

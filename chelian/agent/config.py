@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chelian.agent.can.mapping import ACTIONS
+from chelian.agent.actuators import ACTIONS
 from chelian.agent.publisher import PolicyTable, SignalPolicy
 from chelian.agent.runtime import LinkSettings
 from chelian.errors import ChelianError, ConfigError

@@ -50,6 +50,7 @@ from typing import Any, Final
 import yaml
 from cantools.database.can import Database
 
+from chelian.agent.actuators import ACTIONS
 from chelian.agent.can import units
 from chelian.signals import Catalog, Signal, SignalError
 
@@ -57,8 +58,6 @@ ENTRY_KEYS: Final = frozenset(
     {"message", "signal", "vss", "scale", "offset", "unit_from", "unit_signal", "map", "type"})
 REQUIRED_KEYS: Final = ("message", "signal", "vss")
 TOP_KEYS: Final = frozenset({"dbc", "description", "models", "signals", "actions"})
-ACTIONS: Final = ("lock", "unlock", "honk_flash", "immobilise", "mobilise", "clear_dtcs")
-"""The commands a car can be wired for (the others are answered by the agent itself)."""
 ACTION_KEYS: Final = frozenset({"send", "confirm", "repeat", "interval_ms"})
 FRAME_KEYS: Final = frozenset({"message", "signals"})
 CONFIRM_KEYS: Final = frozenset({"vss", "value", "timeout_s"})
