@@ -247,6 +247,25 @@ def test_a_car_using_a_platform_client_id_does_not_disturb_the_platform_session(
     assert victim.drain() == [], "delivered once"
 
 
+def test_a_car_cannot_claim_a_platform_client_id_before_the_platform_connects(
+        broker_stack: BrokerStack) -> None:
+    car_a, car_b = broker_stack.add_car(VIN_A), broker_stack.add_car(VIN_B)
+    squatter = broker_stack.car_client(car_b, client_id="chelian-ingest-0", clean_session=False)
+    if broker_stack.kind == "embedded":
+        assert _refused(squatter)
+    else:
+        assert squatter.connected  # as VIN_B
+        squatter.close()  # leaves a persistent session behind: VIN_B's, not the worker's
+    worker = broker_stack.service_client(client_id="chelian-ingest-0", clean_session=False)
+    assert worker.connected
+    assert worker.subscribe(all_vehicles("telemetry")) == 1
+    worker.close()
+    assert broker_stack.car_client(car_a).publish(telemetry_topic(VIN_A), b"while-away")
+    back = broker_stack.service_client(client_id="chelian-ingest-0", clean_session=False)
+    msg = back.expect(timeout=5)
+    assert msg is not None and msg.payload == b"while-away"
+
+
 def test_ingest_worker_keeps_storing_while_a_car_claims_its_client_id(broker_stack: BrokerStack) -> None:
     def stored() -> list[int]:
         with broker_stack.engine.connect() as conn:
