@@ -181,6 +181,12 @@ class Settings(BaseSettings):
         host, port = self.broker_host_port
         return f"mqtt://{host}:{port}"
 
+    @property
+    def car_broker_host_port(self) -> tuple[str, int]:
+        """Where cars connect: on a two-listener Mosquitto not where the platform itself does."""
+        parts = urlsplit(self.car_mqtt_url)
+        return parts.hostname or "127.0.0.1", parts.port or 1883
+
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
         """Build settings from (lowest to highest precedence) a TOML file, env, explicit overrides.

@@ -85,3 +85,14 @@ def test_chelian_ingest_with_a_bad_vss_export_fails_with_one_clear_line(tmp_path
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: invalid settings: CHELIAN_VSS_JSON: "), result.stderr
     assert reason.format(path=path) in result.stderr
+
+
+def test_cars_connect_to_the_public_listener_and_the_platform_to_its_own():
+    settings = Settings.load(mqtt_url="mqtt://127.0.0.1:1885", public_mqtt_url="mqtt://cars.example.com:1883")
+    assert settings.broker_host_port == ("127.0.0.1", 1885)
+    assert settings.car_broker_host_port == ("cars.example.com", 1883)
+
+
+def test_without_a_public_url_cars_use_the_platform_broker():
+    settings = Settings.load(mqtt_url="mqtt://broker:1999")
+    assert settings.car_broker_host_port == ("broker", 1999)

@@ -57,7 +57,7 @@ def demo(settings: Settings,
     try:
         password = demo_login(settings, platform)
         credentials = provision_fleet(platform.engine, DEMO_EMAIL, cars, settings.car_mqtt_url)
-        host, port = settings.broker_host_port
+        host, port = settings.car_broker_host_port
         fleet = Fleet([SimCarConfig.from_credentials(c) for c in credentials], host, port, rate_hz,
                       seq_path=settings.data_dir / "sim" / "seq.json", network=network, scenarios=scenarios,
                       commands=command_executors(settings.data_dir))
@@ -74,8 +74,9 @@ def demo(settings: Settings,
                       + platform.api_url + "/api/v1/auth/token | python3 -c 'import sys,json;"
                       "print(json.load(sys.stdin)[\"access_token\"])')", markup=False, highlight=False,
                       soft_wrap=True)
-        console.print(f"      curl -s -H \"Authorization: Bearer $TOKEN\" {platform.api_url}/api/v1/vehicles\n"
-                      "Ctrl-C to stop.", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"      curl -s -H \"Authorization: Bearer $TOKEN\" "
+                      f"{platform.api_url}/api/v1/vehicles\nCtrl-C to stop.", markup=False, highlight=False,
+                      soft_wrap=True)
         with stop_on_signals():
             while True:
                 time.sleep(1)

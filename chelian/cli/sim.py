@@ -57,7 +57,7 @@ def sim(
     network = road_network_option(map)
     with database(settings) as engine:
         credentials = provision_fleet(engine, owner, cars, settings.car_mqtt_url)
-    host, port = settings.broker_host_port
+    host, port = settings.car_broker_host_port
     fleet = Fleet([SimCarConfig.from_credentials(c) for c in credentials], host, port, rate_hz, seed=seed,
                   seq_path=settings.data_dir / "sim" / "seq.json", mqtt_version=mqtt_version, network=network,
                   scenarios=scenarios, commands=command_executors(settings.data_dir))
