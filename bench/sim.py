@@ -16,7 +16,8 @@ run warms up (connect storm, first snapshots), then measures for a window:
 The cars are built as `chelian sim` builds them, each with its command executor and keystore
 (trusting a platform key made for the run), so their cost is in the figures.
 
-The ramp goes up from `--start` by `--step` until a size fails to keep up (or `--max-cars`):
+The ramp goes up from `--start` by `--step` until a size fails to keep up (or `--max-cars`),
+then bisects between the last good and the first failed size down to `--resolution` cars:
 the largest size that kept up is `cars_sustained`, and `headroom_over_1000` is how many cars
 beyond the 1 000 the platform must carry. The last line is one JSON object.
 
@@ -174,6 +175,8 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=1000, help="first fleet size of the open-ended ramp")
     parser.add_argument("--step", type=int, default=500, help="cars added per round of the ramp")
     parser.add_argument("--max-cars", type=int, default=20_000, help="upper bound of the ramp")
+    parser.add_argument("--resolution", type=int, default=250,
+                        help="after the first failure, bisect down to this many cars")
     parser.add_argument("--warmup-s", type=float, default=20.0)
     parser.add_argument("--measure-s", type=float, default=30.0)
     parser.add_argument("--map", default=None, help="an .osm.pbf to drive on (default: the street grid)")
@@ -220,13 +223,26 @@ def main() -> None:
         time.sleep(3)
         results, sustained = [], 0
         try:
+            failed = None
             for cars in sizes:
                 r = measure(engine, port, cars, all_vins, args, ingest.pid)
                 results.append(r)
                 print(json.dumps(r), flush=True)
                 if not r["kept_up"]:
+                    failed = cars
                     break
                 sustained = cars
+            # Then bisect between the last size that kept up and the first that did not.
+            while failed is not None and not args.ramp and failed - sustained > args.resolution:
+                cars = sustained + (failed - sustained) // 2 // args.resolution * args.resolution
+                cars = max(cars, sustained + args.resolution)
+                r = measure(engine, port, cars, all_vins, args, ingest.pid)
+                results.append(r)
+                print(json.dumps(r), flush=True)
+                if r["kept_up"]:
+                    sustained = cars
+                else:
+                    failed = cars
         finally:
             ingest.terminate()
             ingest.wait(10)
@@ -234,11 +250,13 @@ def main() -> None:
     best = next((r for r in results if r["cars"] == sustained), results[-1])
     keys = ("msgs_per_s", "lag_p99_ms", "recv_lag_p99_ms", "cpu_sim_pct", "sim_cpu_ms_per_car_s",
             "cpu_ingest_pct", "cpu_mosquitto_pct", "cpu_machine_pct", "load_avg")
+    smallest_failed = min((r["cars"] for r in results if not r["kept_up"]), default="none")
     print(f"cars sustained at 1 Hz: {sustained} (headroom over 1 000: {sustained - 1000:+d}); "
-          f"first size that failed: {next((r['cars'] for r in results if not r['kept_up']), 'none')}",
+          f"smallest size that failed: {smallest_failed}",
           flush=True)
     print(json.dumps({"stack": "mosquitto+postgresql", "cars_sustained": sustained,
-                      "headroom_over_1000": sustained - 1000, "ceiling_found": not results[-1]["kept_up"],
+                      "headroom_over_1000": sustained - 1000,
+                      "ceiling_found": any(not r["kept_up"] for r in results),
                       **{k: best[k] for k in keys}, "tried": [r["cars"] for r in results]}))
 
 
