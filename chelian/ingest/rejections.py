@@ -3,6 +3,7 @@ dead-letter table (`rejected_messages.reason`)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,3 +33,12 @@ class Rejection:
     detail: str
     payload: bytes
     received_ms: int
+
+    @property
+    def digest(self) -> str:
+        """What makes a dead letter the same one again: a message the broker redelivers (the
+        ingest died before acking it) has the same topic, reason and bytes, and is kept once."""
+        h = hashlib.sha256(self.topic.encode())
+        h.update(b"\0" + self.reason.encode() + b"\0")
+        h.update(self.payload)
+        return h.hexdigest()

@@ -10,7 +10,6 @@ booleans as 0/1) or `value_text` (strings, and arrays as JSON); the signal catal
 which, so reading it back restores the right type.
 """
 
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -27,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 # Explicit constraint names so Alembic migrations are identical on both dialects.
 metadata = MetaData(
@@ -142,8 +142,13 @@ rejected_messages = Table(
     Column("detail", Text, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("received_ms", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=True),
+    Index("uq_rejected_messages_digest", "digest", unique=True),
 )
-"""The dead-letter table: the raw payload of every rejected message, with why."""
+"""The dead-letter table: the raw payload of every rejected message, with why.
+
+`digest` (sha256 of topic, reason and payload; NULL on rows from before migration 0006) keeps a
+redelivered message from being dead-lettered twice."""
 
 # --- remote commands (chelian/services/commands) ---------------------------------------
 

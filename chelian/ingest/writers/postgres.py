@@ -52,8 +52,9 @@ UPDATE vehicles SET online = %s, status_ms = %s
 WHERE id = %s AND (status_ms IS NULL OR status_ms <= %s)
 """
 _REJECTED = """
-INSERT INTO rejected_messages (topic, vin, reason, detail, payload, received_ms)
-VALUES (%s, %s, %s, %s, %s, %s)
+INSERT INTO rejected_messages (topic, vin, reason, detail, payload, received_ms, digest)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (digest) DO NOTHING
 """
 
 
@@ -96,7 +97,7 @@ class PostgresWriter:
         if batch.statuses:
             cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
         if batch.rejections:
-            cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
-                                        for x in batch.rejections])
+            cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms,
+                                         x.digest) for x in batch.rejections])
         duplicates = len(batch.telemetry) - len(new) + len(batch.events) - len(new_events)
         return WriteResult(new, new_events, duplicates, batch.statuses)

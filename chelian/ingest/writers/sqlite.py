@@ -26,8 +26,8 @@ _EVENT = ("INSERT OR IGNORE INTO events (vehicle_id, seq, type, ts_ms, received_
           "VALUES (?, ?, ?, ?, ?, ?)")
 _STATUS = ("UPDATE vehicles SET online = ?, status_ms = ? "
            "WHERE id = ? AND (status_ms IS NULL OR status_ms <= ?)")
-_REJECTED = ("INSERT INTO rejected_messages (topic, vin, reason, detail, payload, received_ms) "
-             "VALUES (?, ?, ?, ?, ?, ?)")
+_REJECTED = ("INSERT INTO rejected_messages (topic, vin, reason, detail, payload, received_ms, digest) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING")
 
 
 class SqliteWriter:
@@ -63,7 +63,7 @@ class SqliteWriter:
             if cur.rowcount == 1:
                 new_events.append(e)
         cur.executemany(_STATUS, [(s.online, s.ts_ms, s.vehicle_id, s.ts_ms) for s in batch.statuses])
-        cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms)
+        cur.executemany(_REJECTED, [(x.topic, x.vin, x.reason, x.detail, x.payload, x.received_ms, x.digest)
                                     for x in batch.rejections])
         duplicates = len(batch.telemetry) - len(new) + len(batch.events) - len(new_events)
         return WriteResult(new, new_events, duplicates, batch.statuses)
