@@ -15,7 +15,7 @@ from chelian.config import Settings
 from chelian.errors import ConflictError
 from chelian.runtime import Platform
 from chelian.services.accounts.signup import sign_up
-from chelian.services.fleet.sim_fleet import provision_fleet
+from chelian.services.fleet.sim_fleet import MAX_SIM_CARS, provision_fleet
 from chelian.sim.commands import command_executors
 from chelian.sim.fleet import Fleet, SimCarConfig
 
@@ -40,7 +40,7 @@ def demo_login(settings: Settings, platform: Platform) -> str:
 
 @with_settings(broker=True)
 def demo(settings: Settings,
-         cars: Annotated[int, typer.Option(min=1, max=1000, help="Simulated cars to drive.")] = 5,
+         cars: Annotated[int, typer.Option(min=1, max=MAX_SIM_CARS, help="Simulated cars to drive.")] = 5,
          rate_hz: Annotated[float, typer.Option(min=0.1, max=10, help="Messages per car per second.")] = 1.0,
          http_host: HttpHost = None, http_port: HttpPort = None,
          map: MapFile = None,  # noqa: A002 - the option is --map
