@@ -48,7 +48,7 @@ from chelian.ingest.processor import CommitObserver, Processor
 from chelian.ingest.worker import BrokerEndpoint, IngestWorker
 from chelian.link.broker import EmbeddedBroker
 from chelian.link.service_account import ServiceAccount, service_account
-from chelian.metrics import Metrics
+from chelian.metrics import Metrics, share_across_processes
 from chelian.services.commands.lifecycle import CommandService
 from chelian.services.commands.notify import SAFETY_POLL_S
 from chelian.services.commands.relay import CommandRelay
@@ -189,7 +189,9 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
     commands = command_engine(engine)
     relay = build_relay(settings, commands, client_id=f"chelian-commands-{index}", leader=False).start()
     wakeups = start_wakeups(relay.service, settings.http_workers)
-    app = create_app(settings, engine, Catalog.load(settings.vss_json), Metrics())
+    metrics = Metrics()  # shared with the other processes: the parent set PROMETHEUS_MULTIPROC_DIR
+    metrics.count_connected_with(lambda: _count_online(engine))
+    app = create_app(settings, engine, Catalog.load(settings.vss_json), metrics)
     app.state.commands = relay.service
     app.state.push = push = PushHub(engine)
     live = start_live_listener(engine, push)  # http_workers > 1 is PostgreSQL only: never None here
@@ -209,6 +211,11 @@ def serve_api(settings: Settings, index: int, ready: Any = None) -> None:
         relay.stop()
         commands.dispose()
         engine.dispose()
+
+
+def _count_online(engine: Engine) -> float:
+    with engine.connect() as conn:
+        return float(vehicles.count_online(conn))
 
 
 def _die_with_parent() -> None:
@@ -290,6 +297,7 @@ class Platform:
     notifications: NotificationWorker | None = field(init=False, default=None)
     _server: uvicorn.Server | None = field(init=False, default=None)
     _server_thread: threading.Thread | None = field(init=False, default=None)
+    _unshare_metrics: Callable[[], None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -298,6 +306,8 @@ class Platform:
                               "on SQLite one API process serves")
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog = Catalog.load(s.vss_json)
+        if s.http_workers > 1:  # a scrape may land on any process: they all count into one place
+            self._unshare_metrics = share_across_processes(s.data_dir / "metrics", fresh=True)
         self.metrics = Metrics()
         self.bus = EventBus()
         self.engine = make_engine(s.effective_database_url)
@@ -341,8 +351,7 @@ class Platform:
         return self
 
     def _count_online(self) -> float:
-        with self.engine.connect() as conn:
-            return float(vehicles.count_online(conn))
+        return _count_online(self.engine)
 
     def uvicorn_server(self) -> uvicorn.Server:
         config = uvicorn.Config(self.app, host=self.settings.http_host, port=self.settings.http_port,
@@ -410,6 +419,8 @@ class Platform:
             self.broker.stop()
         self.command_engine.dispose()
         self.engine.dispose()
+        if self._unshare_metrics is not None:
+            self._unshare_metrics()
 
     def __enter__(self) -> Platform:
         return self.start()

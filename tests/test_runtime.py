@@ -17,7 +17,7 @@ from websockets.sync.client import connect
 from chelian.config import Settings
 from chelian.errors import ConfigError
 from chelian.link import topics
-from chelian.link.codec import encode_telemetry
+from chelian.link.codec import encode_status, encode_telemetry
 from chelian.runtime import Platform
 from chelian.storage.db import now_ms
 from tests.factories import new_vin, signals
@@ -104,3 +104,36 @@ def test_several_api_processes_need_postgresql(tmp_path):
     settings = Settings.load(data_dir=tmp_path / "data", http_port=free_port(), http_workers=2)
     with pytest.raises(ConfigError, match="needs PostgreSQL"):
         Platform(settings)
+
+
+@pytest.mark.production
+def test_every_api_process_answers_a_scrape_with_the_counts_of_all(mosquitto_stack):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings = mosquitto_stack.settings.model_copy(update={"http_port": free_port(), "http_workers": 2})
+    platform = Platform(settings).start()
+    creds = mosquitto_stack.add_car(new_vin())
+    car = mosquitto_stack.car_client(creds)
+    try:
+        car.publish(topics.vehicle_topic(creds.vin, topics.STATUS), encode_status(True, now_ms()))
+        for seq in range(1, 6):  # the main process ingests these
+            car.publish(topics.telemetry_topic(creds.vin), encode_telemetry(seq, now_ms(), signals(seq)))
+        stored = platform.metrics.signals_stored
+        assert wait_until(lambda: platform._count_online() == 1 and stored._value.get() > 0, timeout=10)
+
+        def scrape() -> dict[str, float]:
+            with httpx.Client() as fresh:  # a connection each: the kernel spreads them over both processes
+                text_ = fresh.get(f"{platform.api_url}/metrics").text
+            return {s.name + str(sorted(s.labels.values())): s.value
+                    for f in text_string_to_metric_families(text_) for s in f.samples}
+
+        seen = [scrape() for _ in range(12)]
+        received = {s["chelian_messages_received_total['telemetry']"] for s in seen}
+        assert received == {5.0}, received  # whichever process answered
+        # Each scrape counts itself once done: twelve requests, served by both processes.
+        requests = [s["chelian_http_requests_total['/metrics', '200', 'GET']"] for s in seen[1:]]
+        assert requests == list(range(1, 12))
+        assert {s["chelian_vehicles_connected[]"] for s in seen} == {1.0}
+    finally:
+        car.close()
+        platform.stop()
