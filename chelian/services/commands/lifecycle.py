@@ -47,7 +47,7 @@ from chelian.services.commands.notify import POLL_S, Notifier
 from chelian.services.commands.wakeups import CHANNEL, MAX_PAYLOAD_BYTES, announce
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as repo
-from chelian.storage.repositories.commands import CallerView, CommandRow, Settled
+from chelian.storage.repositories.commands import CallerView, Car, CommandRow, Settled
 from chelian.storage.repositories.vehicles import Vehicle
 
 log = logging.getLogger("chelian.commands")
@@ -110,7 +110,7 @@ def _same_request(existing: CommandRow, key: str | None, digest: str,
     return existing
 
 
-def caller_error(caller: CallerView, vin: str) -> tuple[Vehicle, int]:
+def caller_error(caller: CallerView, vin: str) -> tuple[Car, int]:
     """(the car, the user's id) of a caller found by token and VIN; AuthError for a bad token,
     NotFoundError for a car that is not theirs."""
     if caller.user_id is None:
@@ -159,7 +159,7 @@ class CommandService:
 
     # --- creating --------------------------------------------------------------------------
 
-    def create(self, vehicle: Vehicle, user_id: int, type_: str, args: dict[str, Any],
+    def create(self, vehicle: Car | Vehicle, user_id: int, type_: str, args: dict[str, Any],
                expires_in_s: int | None = None,
                idempotency_key: str | None = None) -> tuple[CommandRow, bool]:
         """Sign and record a platform command; (command, created). created=False: an idempotent repeat."""
@@ -177,7 +177,7 @@ class CommandService:
 
     def request(self, token_hash: str, vin: str, type_: str, args: dict[str, Any],
                 expires_in_s: int | None = None,
-                idempotency_key: str | None = None) -> tuple[Vehicle, CommandRow, bool]:
+                idempotency_key: str | None = None) -> tuple[Car, CommandRow, bool]:
         """`create` for an API request: the bearer token's user and their car by VIN checked
         (AuthError, NotFoundError), the Idempotency-Key looked up and the counter taken in
         one round trip on PostgreSQL (repo.intake), then one INSERT - on one connection.
@@ -222,9 +222,9 @@ class CommandService:
     def _digest(vin: str, type_: str, args: dict[str, Any], expires_in_s: int) -> str:
         return request_hash({"vin": vin, "type": type_, "args": args, "expires_in_s": expires_in_s})
 
-    def _sign_and_insert(self, conn: Any, vehicle: Vehicle, user_id: int, idempotency_key: str | None,
-                         digest: str, type_: str, args: dict[str, Any], expires_in_s: int, counter: int,
-                         now: int | None = None) -> tuple[CommandRow, bool]:
+    def _sign_and_insert(self, conn: Any, vehicle: Car | Vehicle, user_id: int,
+                         idempotency_key: str | None, digest: str, type_: str, args: dict[str, Any],
+                         expires_in_s: int, counter: int, now: int | None = None) -> tuple[CommandRow, bool]:
         now = self.clock() if now is None else now
         command_id, kid = uuid.uuid4().hex, self.platform_key.kid
         command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
@@ -235,8 +235,9 @@ class CommandService:
                                 counter=counter, payload=sealed.wire(), env_hash=sealed.hash, created_ms=now,
                                 issued_ms=now, expires_ms=command.exp))
 
-    def record_presigned(self, vehicle: Vehicle, user_id: int, command: Command, kid: str, payload: bytes,
-                         env_hash: str, idempotency_key: str | None) -> tuple[CommandRow, bool]:
+    def record_presigned(self, vehicle: Car | Vehicle, user_id: int, command: Command, kid: str,
+                         payload: bytes, env_hash: str,
+                         idempotency_key: str | None) -> tuple[CommandRow, bool]:
         """Record an envelope a device signed (checked by presigned.py); the bytes go out unchanged."""
         digest = request_hash({"vin": vehicle.vin, "presigned": env_hash})
 
@@ -278,8 +279,8 @@ class CommandService:
         existing = repo.by_idempotency_key(conn, user_id, key)
         return None if existing is None else _same_request(existing, key, digest, summary)
 
-    def _insert(self, conn: Any, vehicle: Vehicle, user_id: int, idempotency_key: str | None, digest: str,
-                summary: Callable[[], str], fields: dict[str, Any]) -> tuple[CommandRow, bool]:
+    def _insert(self, conn: Any, vehicle: Car | Vehicle, user_id: int, idempotency_key: str | None,
+                digest: str, summary: Callable[[], str], fields: dict[str, Any]) -> tuple[CommandRow, bool]:
         # A car online now gets the command at once (the relay publishes it right after this
         # INSERT): record it `sent` here rather than in a second statement. Should the publish
         # not happen (the car just went offline, the process dies), the row is an unanswered

@@ -48,8 +48,9 @@ class Watch:
 
     async def wait(self, timeout_s: float) -> bool:
         """True if woken by a notification, False on timeout; re-armed either way."""
-        try:
-            await asyncio.wait_for(self.event.wait(), timeout_s)
+        try:  # asyncio.timeout, not wait_for: no extra task per wait
+            async with asyncio.timeout(timeout_s):
+                await self.event.wait()
             return True
         except TimeoutError:
             return False

@@ -25,12 +25,12 @@ from chelian.services.commands.envelope import (
 )
 from chelian.services.commands.lifecycle import CommandService
 from chelian.storage.repositories import keys as key_repo
-from chelian.storage.repositories.commands import CommandRow
+from chelian.storage.repositories.commands import Car, CommandRow
 from chelian.storage.repositories.vehicles import Vehicle
 
 
-def submit_presigned(service: CommandService, vehicle: Vehicle, user_id: int, signed: dict[str, Any],
-                     idempotency_key: str | None = None) -> tuple[CommandRow, bool]:
+def submit_presigned(service: CommandService, vehicle: Car | Vehicle, user_id: int,
+                     signed: dict[str, Any], idempotency_key: str | None = None) -> tuple[CommandRow, bool]:
     try:
         sealed = unwrap(canonical(signed))
     except (EnvelopeError, TypeError, ValueError) as exc:

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from chelian.storage.repositories.vehicles import Vehicle, access_clause
+from chelian.storage.repositories.vehicles import access_clause
 from chelian.storage.tables import agent_keys, api_tokens, command_counters, commands, users, vehicles
 
 
@@ -86,24 +86,33 @@ _row = _command
 
 
 @dataclass(frozen=True, slots=True)
+class Car:
+    """What the command path needs of a `Vehicle` (which has these fields too)."""
+
+    id: int
+    vin: str
+
+
+@dataclass(frozen=True, slots=True)
 class CallerView:
     """Who asks (by bearer token), their car by VIN, and optionally one of its commands."""
 
     user_id: int | None
-    vehicle: Vehicle | None
+    vehicle: Car | None
     command: CommandRow | None
 
 
-_N_VEHICLE = len(vehicles.c)
+_N_VEHICLE = 2
 
 
 def _caller_query(with_command: bool) -> Any:
-    """Only the user's id (not their e-mail or password hash): every column read costs Python
-    time in the driver on the hot path."""
+    """Only the user's id and the car's id and VIN: every column read costs Python time in the
+    driver (psycopg describes each one) on the hot path."""
     tokens = api_tokens.c
     joined = (api_tokens.join(users, users.c.id == tokens.user_id)
               .outerjoin(vehicles, and_(vehicles.c.vin == bindparam("vin"), access_clause(users.c.id))))
-    columns = [users.c.id.label("user_id"), *(c.label(f"vehicle_{c.name}") for c in vehicles.c)]
+    columns = [users.c.id.label("user_id"), vehicles.c.id.label("vehicle_id"),
+               vehicles.c.vin.label("vehicle_vin")]
     if with_command:
         joined = joined.outerjoin(commands, and_(commands.c.id == bindparam("command_id"),
                                                  commands.c.vehicle_id == vehicles.c.id))
@@ -149,7 +158,7 @@ def caller_view(conn: Connection, token_hash: str, now_ms: int, vin: str,
 
 def _caller(row: Sequence[Any], with_command: bool) -> CallerView:
     """[user id, *vehicle columns, *command columns (with_command)] -> CallerView."""
-    vehicle = Vehicle(*row[1:1 + _N_VEHICLE]) if row[1] is not None else None
+    vehicle = Car(row[1], row[2]) if row[1] is not None else None
     command = None
     if with_command and row[1 + _N_VEHICLE] is not None:
         command = _command(row[1 + _N_VEHICLE:])
@@ -172,7 +181,7 @@ def _intake_pg() -> Any:
     car is theirs - the bumped counter (a data-modifying CTE: a repeat burns no counter)."""
     caller = _caller_query(False).cte("caller")
     user_id, vehicle_id = caller.c.user_id, caller.c.vehicle_id
-    prior = (select(*_COLUMNS).select_from(commands).join(caller, commands.c.requested_by == user_id)
+    prior = (select(commands.c.id).select_from(commands).join(caller, commands.c.requested_by == user_id)
              .where(commands.c.idempotency_key == bindparam("key")).cte("prior"))
     bump = (pg_insert(command_counters)
             .from_select([_COUNTER.vehicle_id, _COUNTER.kid, _COUNTER.counter],
@@ -181,7 +190,7 @@ def _intake_pg() -> Any:
             .on_conflict_do_update(index_elements=[_COUNTER.vehicle_id, _COUNTER.kid],
                                    set_={"counter": _COUNTER.counter + 1})
             .returning(_COUNTER.counter).cte("bump"))
-    return (select(*caller.c, *prior.c, bump.c.counter)
+    return (select(*caller.c, prior.c.id, bump.c.counter)
             .select_from(caller.outerjoin(prior, true()).outerjoin(bump, true())))
 
 
@@ -199,10 +208,8 @@ def intake(conn: Connection, token_hash: str, now_ms: int, vin: str, idempotency
                                         "key": idempotency_key, "kid": kid}).first()
         if row is None:
             return Intake(CallerView(None, None, None), None, None)
-        caller = _caller(row, False)
-        start = 1 + _N_VEHICLE
-        prior = _command(row[start:start + len(_NAMES)]) if row[start] is not None else None
-        return Intake(caller, prior, row[-1])
+        caller, prior_id, counter = _caller(row, False), row[-2], row[-1]
+        return Intake(caller, None if prior_id is None else get(conn, prior_id), counter)
     caller = caller_view(conn, token_hash, now_ms, vin)
     if caller.user_id is None or caller.vehicle is None:
         return Intake(caller, None, None)
