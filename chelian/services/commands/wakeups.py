@@ -3,6 +3,8 @@ wakes the requests waiting on that command in every other one.
 
 Each API process of `chelian serve --workers N` runs its own relay in the shared ack group,
 so the relay that settles a command is often not in the process whose request waits for it.
+With one API process (N = 1) none of this runs: its relay settles every command, and wakes
+the waiters in-process (`CommandService.announce` off, no Listener; runtime.start_wakeups).
 The transaction that changes a command announces it: acks through the settling statement
 itself (`repositories.commands.settle_many(..., notify=...)`, one round trip), expiries and
 forced outcomes through `announce()`. PostgreSQL delivers a NOTIFY at COMMIT, never before

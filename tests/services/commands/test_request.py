@@ -1,0 +1,122 @@
+"""The API's way in (`CommandService.request`): caller, car, Idempotency-Key and counter found
+together, a command for an online car recorded `sent` by its INSERT, the command engine in
+autocommit mode, and a single API process that announces nothing to other processes."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, select
+
+from chelian.errors import AuthError, ConflictError, NotFoundError, ValidationError
+from chelian.runtime import command_engine, start_wakeups
+from chelian.security.hashing import token_digest
+from chelian.services.accounts.signup import log_in
+from chelian.services.commands.keys import PlatformKey
+from chelian.services.commands.lifecycle import CommandService, is_autocommit
+from chelian.services.commands.notify import POLL_S, SAFETY_POLL_S
+from chelian.services.commands.wakeups import CHANNEL
+from chelian.storage.db import is_postgres, now_ms
+from chelian.storage.repositories import vehicles
+from chelian.storage.tables import command_counters
+from tests.factories import make_car, make_owner
+
+
+@pytest.fixture
+def world(engine, tmp_path):
+    owner = make_owner(engine, "rq@example.com")
+    creds = make_car(engine, owner)
+    with engine.connect() as conn:
+        vehicle = vehicles.by_vin(conn, creds.vin)
+    token = token_digest(log_in(engine, "rq@example.com", "password123", 3600))
+    service = CommandService(engine, PlatformKey.load_or_create(tmp_path / "cloud"))
+    return service, vehicle, owner, token
+
+
+def counter(engine, vehicle_id: int) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(select(command_counters.c.counter)
+                            .where(command_counters.c.vehicle_id == vehicle_id)).scalar()
+
+
+def test_request_checks_the_caller_and_a_repeat_burns_no_counter(world, engine):
+    service, vehicle, owner, token = world
+    car, first, created = service.request(token, vehicle.vin.lower(), "lock", {}, idempotency_key="k1")
+    assert (car.id, car.vin, created) == (vehicle.id, vehicle.vin, True)
+    assert (first.status, first.counter, first.requested_by, first.attempts) == ("queued", 1, owner.id, 0)
+    _car, again, created = service.request(token, vehicle.vin, "lock", {}, idempotency_key="k1")
+    assert (again, created) == (first, False)
+    assert counter(engine, vehicle.id) == 1, "the repeat was found before a counter was taken"
+    with pytest.raises(ConflictError, match="k1"):
+        service.request(token, vehicle.vin, "unlock", {}, idempotency_key="k1")
+    _car, other, created = service.request(token, vehicle.vin, "lock", {})
+    assert created and other.counter == 2 and other.id != first.id
+
+
+def test_request_refuses_strangers_before_judging_their_request(world, engine):
+    service, vehicle, _owner, token = world
+    stranger_car = make_car(engine, make_owner(engine))
+    with pytest.raises(AuthError):
+        service.request("not-a-token", vehicle.vin, "lock", {})
+    with pytest.raises(AuthError):  # who asks first: 401 before 400
+        service.request("not-a-token", vehicle.vin, "no_such_type", {})
+    with pytest.raises(NotFoundError, match=stranger_car.vin):
+        service.request(token, stranger_car.vin, "lock", {})
+    with pytest.raises(ValidationError):
+        service.request(token, vehicle.vin, "no_such_type", {})
+    assert counter(engine, vehicle.id) is None, "nothing was counted for refused requests"
+
+
+def test_a_command_for_an_online_car_is_inserted_sent_and_dispatched_as_such(world):
+    service, vehicle, _owner, token = world
+    dispatched = []
+    service.dispatch = lambda cid, vin, payload, recorded=False: dispatched.append((cid, recorded))
+    service.online = {vehicle.vin}.__contains__
+    _car, row, _ = service.request(token, vehicle.vin, "lock", {})
+    assert (row.status, row.attempts, row.sent_ms) == ("sent", 1, row.created_ms)
+    assert row.last_sent_ms == row.created_ms
+    assert service.get(vehicle.id, row.id) == row  # as stored
+    service.online = set().__contains__
+    _car, offline, _ = service.request(token, vehicle.vin, "unlock", {})
+    assert (offline.status, offline.attempts, offline.sent_ms) == ("queued", 0, None)
+    assert dispatched == [(row.id, True), (offline.id, False)]
+    # A recorded-sent command that never went out is still due for a resend, like any sent one.
+    due = service.pending(states=("sent",), sent_before_ms=now_ms() + 1)
+    assert [cid for cid, _vin, _payload in due] == [row.id]
+
+
+def test_the_command_engine_is_autocommit_and_transactions_still_roll_back(database_url, tmp_path):
+    engine = create_engine(database_url)
+    commands = command_engine(engine)
+    try:
+        service = CommandService(commands, PlatformKey.load_or_create(tmp_path))
+        assert is_autocommit(commands) == is_postgres(engine)
+        if is_postgres(engine):
+            assert service.autocommit is commands
+            with pytest.raises(RuntimeError), service.engine.begin() as conn:
+                conn.exec_driver_sql("CREATE TABLE rolled_back (x int)")
+                raise RuntimeError
+            with service.autocommit.connect() as conn:
+                assert conn.exec_driver_sql("SELECT to_regclass('rolled_back')").scalar() is None
+    finally:
+        commands.dispose()
+        engine.dispose()
+
+
+def test_one_api_process_listens_to_nobody_and_announces_nothing(world, database_url):
+    service, vehicle, owner, _token = world
+    assert start_wakeups(service, 1) is None
+    assert service.announce is False
+    assert service.poll_s == (SAFETY_POLL_S if is_postgres(service.engine) else POLL_S)
+    if not is_postgres(service.engine):
+        return
+    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        quiet = service.create(vehicle, owner.id, "lock", {})[0]
+        assert service.settle(quiet.id, "failed", reason="forced", finished_ms=now_ms())
+        assert list(listener.notifies(timeout=0.3)) == []
+        service.announce = True  # several API processes: every settlement is announced
+        loud = service.create(vehicle, owner.id, "lock", {})[0]
+        assert service.settle(loud.id, "failed", reason="forced", finished_ms=now_ms())
+        heard = list(listener.notifies(timeout=2, stop_after=1))
+        assert len(heard) == 1 and loud.id in heard[0].payload
