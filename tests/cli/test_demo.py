@@ -123,10 +123,10 @@ def test_demo_prints_a_login_whose_cars_move_and_stops_cleanly(tmp_path):
                 return {path: (s["value"], s["ts"]) for path, s in response.json()["signals"].items()}
 
             first = state()
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 10  # the issue: "within 10 s the cars' state changes"
             while (now := state()) == first and time.monotonic() < deadline:
                 time.sleep(0.5)
-            assert now != first, f"{vin}'s state did not change within 15 s: {first}"
+            assert now != first, f"{vin}'s state did not change within 10 s: {first}"
             moved = [p for p in now if now[p] != first.get(p)]
             assert moved, now
 
