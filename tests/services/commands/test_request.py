@@ -7,6 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from sqlalchemy import create_engine, select
+from sqlalchemy.exc import IntegrityError
 
 from chelian.errors import AuthError, ConflictError, NotFoundError, ValidationError
 from chelian.runtime import command_engine, start_wakeups
@@ -17,7 +18,9 @@ from chelian.services.commands.lifecycle import CommandService, is_autocommit
 from chelian.services.commands.notify import POLL_S, SAFETY_POLL_S
 from chelian.services.commands.wakeups import CHANNEL
 from chelian.storage.db import is_postgres, now_ms
+from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories import vehicles
+from chelian.storage.repositories.commands import Car
 from chelian.storage.tables import command_counters
 from tests.factories import make_car, make_owner
 
@@ -120,3 +123,16 @@ def test_one_api_process_listens_to_nobody_and_announces_nothing(world, database
         assert service.settle(loud.id, "failed", reason="forced", finished_ms=now_ms())
         heard = list(listener.notifies(timeout=2, stop_after=1))
         assert len(heard) == 1 and loud.id in heard[0].payload
+
+
+def test_a_reused_command_id_is_an_integrity_error_and_the_connection_stays_usable(world):
+    service, vehicle, owner, token = world
+    _car, row, _ = service.request(token, vehicle.vin, "lock", {})
+    values = {name: getattr(row, name) for name in (
+        "id", "vehicle_id", "type", "args", "status", "signer", "kid", "counter", "requested_by",
+        "request_hash", "payload", "env_hash", "created_ms", "issued_ms", "expires_ms", "attempts")}
+    with service.autocommit.connect() as conn:
+        with pytest.raises(IntegrityError):
+            repo.insert_command_once(conn, **values, idempotency_key="fresh")
+        view = repo.caller_view(conn, token, now_ms(), vehicle.vin, row.id)
+    assert (view.user_id, view.vehicle, view.command) == (owner.id, Car(vehicle.id, vehicle.vin), row)
