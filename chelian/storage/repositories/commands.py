@@ -103,8 +103,12 @@ def _run_pg(conn: Connection, statement: tuple[str, dict[str, Any]], params: dic
     execution context and result wrapping cost ~70 us of CPU per statement here, more than
     psycopg itself (~50 us, the round trip's client side). Same connection, same transaction
     state; psycopg still prepares the statement after a few uses. Errors come out as
-    SQLAlchemy's (IntegrityError, ...), and a broken connection is invalidated."""
+    SQLAlchemy's (IntegrityError, ...), and a broken connection is invalidated. While anyone
+    listens for cursor events (tracing, tests counting statements) it goes through SQLAlchemy,
+    so they see every statement."""
     sql, constants = statement
+    if conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute:
+        return conn.exec_driver_sql(sql, constants | params)
     raw = conn.connection.driver_connection
     try:
         return raw.execute(sql, constants | params)  # type: ignore[union-attr]
@@ -410,10 +414,10 @@ def settle_many(conn: Connection, acks: list[dict[str, Any]], allowed_from: Iter
     params["result"] = [None if r is None else json.dumps(r) for r in params["result"]]
     params["allowed_from"] = list(allowed_from)
     if notify is None:
-        result = conn.exec_driver_sql(_SETTLE_MANY_PG, params)
+        result = _run_pg(conn, (_SETTLE_MANY_PG, {}), params)
     else:
         params["channel"], params["origin"], params["max_bytes"] = notify
-        result = conn.exec_driver_sql(_SETTLE_MANY_PG_NOTIFY, params)
+        result = _run_pg(conn, (_SETTLE_MANY_PG_NOTIFY, {}), params)
     return {(r[0], r[1]): Settled(*r[2:7]) for r in result}
 
 
