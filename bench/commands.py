@@ -275,16 +275,43 @@ def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes
     results.put((mqtt_rtts, asyncio.run(run())))
 
 
+def _ticks(pid: int) -> int | None:
+    """CPU clock ticks (user + system) process `pid` has used so far; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def _cpu_s(pids: list[int]) -> float:
     """CPU seconds (user + system) the live processes among `pids` have used so far."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return sum(t for pid in pids if (t := _ticks(pid)) is not None) / os.sysconf("SC_CLK_TCK")
+
+
+class _BackendCpu:
+    """The bench database's PostgreSQL backends' CPU over a phase, sampled as it runs: a backend
+    that exits during the phase (a pool's overflow connection closing) keeps its last sample
+    instead of vanishing from the sum (which once made the figure negative)."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.engine = engine
+        self.start = {pid: t for pid in _backends(engine) if (t := _ticks(pid)) is not None}
+        self.last = dict(self.start)
+        self._listed = time.monotonic()
+
+    def sample(self) -> None:
+        pids = set(self.last)
+        if time.monotonic() - self._listed > 1:
+            pids |= set(_backends(self.engine))
+            self._listed = time.monotonic()
+        for pid in pids:
+            if (t := _ticks(pid)) is not None:
+                self.last[pid] = t
+
+    def used_s(self) -> float:
+        self.sample()
+        return sum(t - self.start.get(pid, 0) for pid, t in self.last.items()) / os.sysconf("SC_CLK_TCK")
 
 
 def _backends(engine) -> list[int]:  # type: ignore[no-untyped-def]
@@ -380,16 +407,15 @@ def main() -> None:
                  "load": [load.pid], "mosquitto": [broker_pid(port)]}
         while load.is_alive() and not api_phase.wait(0.2):
             pass
-        backends_before = _backends(engine)
-        cpu_before = {role: _cpu_s(pids) for role, pids in roles.items()} | {
-            "postgres": _cpu_s(backends_before)}
+        backends = _BackendCpu(engine)
+        cpu_before = {role: _cpu_s(pids) for role, pids in roles.items()}
         while load.is_alive() and results.empty():
             time.sleep(0.2)
+            backends.sample()
         if results.empty():
             raise SystemExit(f"the load process died (exit code {load.exitcode})")
-        # Backends that connected during the phase spent all their CPU in it.
-        roles["postgres"] = sorted(set(backends_before) | set(_backends(engine)))
         cpu_used = {role: _cpu_s(pids) - cpu_before[role] for role, pids in roles.items()}
+        cpu_used["postgres"] = backends.used_s()  # backends that connected during the phase: all of theirs
         mqtt_rtts, api = results.get()
         load.join(10)
         stop.set()
