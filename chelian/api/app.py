@@ -69,9 +69,11 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Me
     app.add_exception_handler(ChelianError, _chelian_error)
     app.add_middleware(RequestCounter, counter=metrics.http_requests)
 
+    # Commands first: Starlette tries routes in order, and commands are the requests whose
+    # latency matters most (a car's owner waits at the door); the paths do not overlap.
+    app.include_router(command_routes.router)
     for module in (users, auth, vehicles, state, history, events, map_routes, metrics_routes):
         app.include_router(module.router)
-    app.include_router(command_routes.router)
     app.include_router(key_routes.router)
     for module in (incident_routes, roadside_routes, stolen_routes, contact_routes, webhook_routes):
         app.include_router(module.router)  # safety and security
