@@ -215,11 +215,17 @@ commands = Table(
     Column("acked_ms", BigInteger, nullable=True),
     Column("car_ts_ms", BigInteger, nullable=True),
     Column("finished_ms", BigInteger, nullable=True),
+    Column("origin", String(64), nullable=False, server_default="user"),
     UniqueConstraint("requested_by", "idempotency_key"),
     Index("ix_commands_vehicle_created", "vehicle_id", "created_ms"),
     Index("ix_commands_status_expires", "status", "expires_ms"),
 )
 """Every command and what became of it: the audit trail (who, what, when, result, latency).
+
+Who: `requested_by` is the user on whose behalf it was sent, `origin` what sent it - `user`
+(their API token or the console), `service:<name>` (a platform service acting for them, e.g.
+`service:theft` tracking a stolen car); apps of the developer platform will be `app:<id>` -
+and `signer`/`kid` which key signed it (the platform's, or the owner's own device).
 
 `payload` is the exact envelope published to the car, so a resend is byte-identical (the car
 answers it from its memory instead of acting twice); `env_hash` is what the car's signed ack

@@ -32,6 +32,7 @@ def test_send_returns_202_with_a_queued_signed_command(client, owner, car, servi
     body = r.json()
     assert (body["status"], body["type"], body["args"], body["signer"], body["counter"]) == \
         ("queued", "honk_flash", {"seconds": 2.0}, "platform", 1)
+    assert isinstance(body["requested_by"], int) and body["origin"] == "user"
     [(cid, vin, payload)] = service.sent
     assert (cid, vin) == (body["id"], VIN_A)
     platform = client.get("/api/v1/keys/platform", headers=owner.headers).json()

@@ -70,6 +70,10 @@ class CommandPublic(BaseModel):
     kid: str
     counter: int
     requested_by: int | None
+    """The user on whose behalf it was sent."""
+    origin: str = Field(description="what sent it for them: `user` (their token or the console) or "
+                                    "`service:<name>` (a platform service, e.g. `service:theft` tracking a "
+                                    "stolen car)")
     created_at: datetime
     expires_at: datetime
     sent_at: datetime | None
@@ -92,7 +96,7 @@ class CommandPublic(BaseModel):
         return cls.model_construct(
             id=row.id, vin=vin, type=row.type, args=row.args, status=row.status, reason=row.reason,
             reason_text=reason_text, result=row.result, signer=row.signer, kid=row.kid, counter=row.counter,
-            requested_by=row.requested_by, created_at=ms_to_datetime(row.created_ms),
+            requested_by=row.requested_by, origin=row.origin, created_at=ms_to_datetime(row.created_ms),
             expires_at=ms_to_datetime(row.expires_ms), sent_at=_at(row.sent_ms), acked_at=_at(row.acked_ms),
             finished_at=_at(row.finished_ms), car_time=_at(row.car_ts_ms), attempts=row.attempts,
             latency=latency)

@@ -83,6 +83,13 @@ MAX_WAIT_S: Final = 30.0
 EXPIRY_GRACE_MS: Final = CLOCK_SKEW_MS + 2_000
 SIGNER_PLATFORM: Final = "platform"
 SIGNER_DEVICE: Final = "device"
+ORIGIN_USER: Final = "user"
+"""A command the user asked for (their API token, the console, their own signed envelope)."""
+
+
+def service_origin(name: str) -> str:
+    """The audit trail's origin of a command a platform service sends on a user's behalf."""
+    return f"service:{name}"
 
 
 def request_hash(request: dict[str, Any]) -> str:
@@ -161,8 +168,11 @@ class CommandService:
 
     def create(self, vehicle: Car | Vehicle, user_id: int, type_: str, args: dict[str, Any],
                expires_in_s: int | None = None,
-               idempotency_key: str | None = None) -> tuple[CommandRow, bool]:
-        """Sign and record a platform command; (command, created). created=False: an idempotent repeat."""
+               idempotency_key: str | None = None, *, origin: str = ORIGIN_USER) -> tuple[CommandRow, bool]:
+        """Sign and record a platform command; (command, created). created=False: an idempotent repeat.
+
+        `origin` is what asks on the user's behalf, for the audit trail: a platform service
+        passes `service:<name>`."""
         args, expires_in_s = self._checked(type_, args, expires_in_s)
         digest = self._digest(vehicle.vin, type_, args, expires_in_s)
         with self.autocommit.connect() as conn:
@@ -173,7 +183,7 @@ class CommandService:
             # harmless, cars only need counters never to repeat.
             counter = repo.next_counter(conn, vehicle.id, self.platform_key.kid)
             return self._sign_and_insert(conn, vehicle, user_id, idempotency_key, digest, type_, args,
-                                         expires_in_s, counter)
+                                         expires_in_s, counter, origin=origin)
 
     def request(self, token_hash: str, vin: str, type_: str, args: dict[str, Any],
                 expires_in_s: int | None = None,
@@ -224,7 +234,8 @@ class CommandService:
 
     def _sign_and_insert(self, conn: Any, vehicle: Car | Vehicle, user_id: int,
                          idempotency_key: str | None, digest: str, type_: str, args: dict[str, Any],
-                         expires_in_s: int, counter: int, now: int | None = None) -> tuple[CommandRow, bool]:
+                         expires_in_s: int, counter: int, now: int | None = None,
+                         origin: str = ORIGIN_USER) -> tuple[CommandRow, bool]:
         now = self.clock() if now is None else now
         command_id, kid = uuid.uuid4().hex, self.platform_key.kid
         command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
@@ -233,7 +244,7 @@ class CommandService:
                             lambda: _summary(type_, args, expires_in_s), dict(
                                 id=command_id, type=type_, args=args, signer=SIGNER_PLATFORM, kid=kid,
                                 counter=counter, payload=sealed.wire(), env_hash=sealed.hash, created_ms=now,
-                                issued_ms=now, expires_ms=command.exp))
+                                issued_ms=now, expires_ms=command.exp, origin=origin))
 
     def record_presigned(self, vehicle: Car | Vehicle, user_id: int, command: Command, kid: str,
                          payload: bytes, env_hash: str,
@@ -255,7 +266,7 @@ class CommandService:
             raise ConflictError(f"command id {command.id} is already used by another command")
         fields = dict(id=command.id, type=command.type, args=command.args, signer=SIGNER_DEVICE, kid=kid,
                       counter=command.ctr, payload=payload, env_hash=env_hash, created_ms=self.clock(),
-                      issued_ms=command.iat, expires_ms=command.exp)
+                      issued_ms=command.iat, expires_ms=command.exp, origin=ORIGIN_USER)
         try:
             with self.autocommit.connect() as conn:
                 return self._insert(conn, vehicle, user_id, idempotency_key, digest, summary, fields)
@@ -296,8 +307,9 @@ class CommandService:
             assert existing is not None, "only an Idempotency-Key conflict skips the insert"
             return existing, False
         row = CommandRow(**values, reason=None, result=None, acked_ms=None, car_ts_ms=None, finished_ms=None)
-        log.info("%s id=%s vin=%s type=%s user=%s signer=%s kid=%s ctr=%d expires_ms=%d", COMMAND_CREATED,
-                 row.id, vehicle.vin, row.type, user_id, row.signer, row.kid, row.counter, row.expires_ms)
+        log.info("%s id=%s vin=%s type=%s user=%s origin=%s signer=%s kid=%s ctr=%d expires_ms=%d",
+                 COMMAND_CREATED, row.id, vehicle.vin, row.type, user_id, row.origin, row.signer, row.kid,
+                 row.counter, row.expires_ms)
         if self.dispatch is not None:
             if sent:
                 self.dispatch(row.id, vehicle.vin, row.payload, True)  # type: ignore[call-arg]

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from chelian.errors import ChelianError, ConflictError, NotFoundError
 from chelian.ingest.batch import TelemetryRows, WriteResult
 from chelian.services.commands.catalog import TRACKING_MAX_DURATION_S
+from chelian.services.commands.lifecycle import service_origin
 from chelian.services.safety import names as n
 from chelian.services.safety.announce import Announcer
 from chelian.services.safety.geo import distance_m, num
@@ -34,6 +35,9 @@ from chelian.storage.repositories.vehicles import Vehicle
 
 log = logging.getLogger("chelian.safety.theft")
 
+TRACKING_ORIGIN = service_origin("theft")
+"""High-rate tracking is started and renewed by this service, not by the person who reported
+the theft: the audit trail says so (their explicit immobilise stays theirs)."""
 TRACKING_INTERVAL_MS = 1_000
 TRACKING_DURATION_S = 6 * 3600
 """How long a stolen car reports at high rate unless recovered first (Settings override both)."""
@@ -51,6 +55,8 @@ class CommandCreator(Protocol):
         args: dict[str, Any],
         expires_in_s: int | None = None,
         idempotency_key: str | None = None,
+        *,
+        origin: str = ...,
     ) -> tuple[Any, bool]: ...
 
 
@@ -111,7 +117,7 @@ class TheftService:
             command, _created = commands.create(
                 vehicle, report.reported_by or 0, "set_tracking", args,
                 expires_in_s=min(self.tracking_duration_s, TRACKING_MAX_DURATION_S),
-                idempotency_key=f"theft:{report.id}:{purpose}",
+                idempotency_key=f"theft:{report.id}:{purpose}", origin=TRACKING_ORIGIN,
             )
         except ChelianError as exc:
             log.warning("tracking_not_sent vin=%s report=%d: %s", vehicle.vin, report.id, exc)

@@ -71,6 +71,8 @@ class CommandRow:
     acked_ms: int | None
     car_ts_ms: int | None
     finished_ms: int | None
+    origin: str = "user"
+    """What sent it on `requested_by`'s behalf: `user`, `service:<name>` (see tables.commands)."""
 
 
 _NAMES = tuple(f.name for f in fields(CommandRow))
@@ -384,8 +386,9 @@ note AS (
            'last_sent_ms', m.last_sent_ms, 'attempts', m.attempts))::text AS payload
     FROM moved AS m)
 SELECT id, env_hash, type, created_ms, sent_ms, last_sent_ms, attempts,
-       pg_notify(%(channel)s::text, CASE WHEN octet_length(payload) <= %(max_bytes)s::int THEN payload
-                                   ELSE json_build_object('o', %(origin)s::text, 'id', id, 'c', NULL)::text END)
+       pg_notify(%(channel)s::text,
+                 CASE WHEN octet_length(payload) <= %(max_bytes)s::int THEN payload
+                      ELSE json_build_object('o', %(origin)s::text, 'id', id, 'c', NULL)::text END)
   FROM note
 """
 

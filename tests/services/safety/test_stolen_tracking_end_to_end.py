@@ -73,6 +73,7 @@ def test_a_stolen_car_reports_its_position_at_high_rate_until_recovered(broker_s
         with engine.connect() as conn:
             start = track(conn, owner.id, f"theft:{report.id}:track")
         assert start is not None and start.args == {"interval_ms": 500, "duration_s": 600}
+        assert (start.requested_by, start.origin) == (owner.id, "service:theft"), "the audit trail: who"
         assert wait_until(lambda: status(engine, start.id) == "succeeded", timeout=15)
         assert fleet.agent(creds.vin).tracking.interval_s(start.created_ms + 1000) == 0.5
         before = positions(engine, car.id)

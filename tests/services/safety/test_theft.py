@@ -72,8 +72,9 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     created = []
 
     class Commands:
-        def create(self, vehicle, user_id, type_, args, expires_in_s=None, idempotency_key=None):
-            created.append((vehicle.vin, user_id, type_, args, expires_in_s, idempotency_key))
+        def create(self, vehicle, user_id, type_, args, expires_in_s=None, idempotency_key=None, *,
+                   origin="user"):
+            created.append((vehicle.vin, user_id, type_, args, expires_in_s, idempotency_key, origin))
             return type("Row", (), {"id": f"cmd-{len(created)}"})(), True
 
     service = TheftService(safety.engine, safety.announcer, lambda: Commands(), clock=safety.clock,
@@ -113,13 +114,15 @@ def test_stolen_car_is_tracked_announced_immobilised_and_recovered(safety):
     assert safety.names().count(n.STOLEN_VEHICLE_MOVED) == 5
     vin, owner = safety.car.vin, safety.owner.id
     assert created == [(vin, owner, "set_tracking", {"interval_ms": 500, "duration_s": 7200}, 7200,
-                        f"theft:{report.id}:track")], "reporting it stolen speeds up its position reports"
+                        f"theft:{report.id}:track", "service:theft")], \
+        "reporting it stolen speeds up its position reports, and the audit trail says the service did"
     assert service.immobilise(safety.car, safety.owner.id).immobilise_command_id == "cmd-2"
-    assert created[1] == (vin, owner, "immobilise", {}, None, f"theft:{report.id}:immobilise")
+    assert created[1] == (vin, owner, "immobilise", {}, None, f"theft:{report.id}:immobilise", "user")
     recovered = service.recover(safety.car, "found two streets away")
     assert (recovered.status, recovered.recovery_note) == ("recovered", "found two streets away")
     assert created[2] == (vin, owner, "set_tracking", {"interval_ms": 500, "duration_s": 0}, 7200,
-                          f"theft:{report.id}:untrack"), "recovery returns it to its normal rate"
+                          f"theft:{report.id}:untrack", "service:theft"), \
+        "recovery returns it to its normal rate"
     stolen = [e for e in safety.seen if e.name in (n.VEHICLE_REPORTED_STOLEN, n.VEHICLE_RECOVERED)]
     assert [e.data["tracking_command_id"] for e in stolen] == ["cmd-1", "cmd-3"]
     observer.on_committed(
@@ -142,7 +145,8 @@ def test_tracking_is_renewed_every_half_duration_while_the_car_is_stolen(safety)
     created = []
 
     class Commands:
-        def create(self, vehicle, user_id, type_, args, expires_in_s=None, idempotency_key=None):
+        def create(self, vehicle, user_id, type_, args, expires_in_s=None, idempotency_key=None, *,
+                   origin="user"):
             created.append((type_, args["duration_s"], idempotency_key))
             return type("Row", (), {"id": idempotency_key})(), True
 
