@@ -184,5 +184,7 @@ class Pipeline:
         log.warning("message_rejected reason=%s vin=%s topic=%s detail=%s", reason, vin, msg.topic,
                     detail[:200])
         # An oversized payload is kept only up to the limit that matters for forensics.
-        payload = msg.payload if keep_payload else msg.payload[:4096]
-        return Rejection(msg.topic, vin, reason, detail, payload, msg.received_ms)
+        if keep_payload:
+            return Rejection(msg.topic, vin, reason, detail, msg.payload, msg.received_ms)
+        return Rejection(msg.topic, vin, reason, detail, msg.payload[:4096], msg.received_ms,
+                         whole_payload=msg.payload)

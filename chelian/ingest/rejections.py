@@ -33,12 +33,15 @@ class Rejection:
     detail: str
     payload: bytes
     received_ms: int
+    whole_payload: bytes | None = None
+    """The message as received when `payload` keeps only part of it (an oversized one)."""
 
     @property
     def digest(self) -> str:
         """What makes a dead letter the same one again: a message the broker redelivers (the
-        ingest died before acking it) has the same topic, reason and bytes, and is kept once."""
+        ingest died before acking it) has the same topic, reason and bytes - all of them, not
+        only the part kept - and is kept once."""
         h = hashlib.sha256(self.topic.encode())
         h.update(b"\0" + self.reason.encode() + b"\0")
-        h.update(self.payload)
+        h.update(self.payload if self.whole_payload is None else self.whole_payload)
         return h.hexdigest()

@@ -36,6 +36,19 @@ def test_a_redelivered_rejection_is_kept_once_and_other_ones_all_are(engine):
     assert _rows(engine) == [(b"{broken", 1_000), (b"{broken again", 2_000), (b"{broken", 3_000)]
 
 
+def test_oversized_messages_that_differ_only_past_the_kept_part_are_both_kept(engine):
+    head = b'{"signals":{' + b" " * 5000
+
+    def oversized(whole: bytes, received_ms: int) -> Rejection:
+        return Rejection(TOPIC, "1M8GDM9AXKP042788", "payload_too_large", "too big", whole[:4096],
+                         received_ms, whole_payload=whole)
+
+    first, second = oversized(head + b"1}}", 1_000), oversized(head + b"2}}", 2_000)
+    writer_for(engine).write(Batch(rejections=[first]))
+    writer_for(engine).write(Batch(rejections=[second, first]))  # and the first one redelivered
+    assert [t for _, t in _rows(engine)] == [1_000, 2_000]
+
+
 def test_the_same_rejection_twice_in_one_batch_is_kept_once(engine):
     writer_for(engine).write(Batch(rejections=[_rejection(b"\xff", 1_000), _rejection(b"\xff", 1_001)]))
     assert _rows(engine) == [(b"\xff", 1_000)]
