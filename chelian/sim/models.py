@@ -8,7 +8,7 @@ finds the same cars again instead of registering new ones. The VIN also names th
 a simulator given only credentials knows what it is driving.
 
 Example:
-    vin = sim_vin("ana@example.com", 0)   # "1FADP3K2XEL959043", a 2014 Ford Focus
+    vin = sim_vin("ana@example.com", 0)   # "1FADP3K27EL807351", a 2014 Ford Focus
     model_for_vin(vin).model              # "Focus"
 """
 
@@ -75,11 +75,16 @@ class SimCar:
 
 
 def sim_car(owner_email: str, index: int) -> SimCar:
-    """The `index`-th simulated car of an owner: same inputs, same car."""
+    """The `index`-th simulated car of an owner: same inputs, same car.
+
+    The serial number counts up from an offset of the owner's, per model, so one owner's cars
+    never share a VIN (a hashed serial per car collided about every few thousand cars)."""
+    email = owner_email.strip().lower()
     model = MODELS[index % len(MODELS)]
-    digest = hashlib.sha256(f"{owner_email.strip().lower()}:{index}".encode()).digest()
+    digest = hashlib.sha256(f"{email}:{index}".encode()).digest()
     year = model.first_year + digest[0] % (model.last_year - model.first_year + 1)
-    serial = int.from_bytes(digest[1:5]) % 1_000_000
+    offset = int.from_bytes(hashlib.sha256(email.encode()).digest()[:4])
+    serial = (offset + index // len(MODELS)) % 1_000_000
     vin = with_check_digit(f"{model.vin_prefix}0{year_code(year)}{model.plant}{serial:06d}")
     return SimCar(vin, model, year)
 

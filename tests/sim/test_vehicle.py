@@ -207,3 +207,10 @@ def test_simulated_vins_are_valid_stable_and_name_their_model():
         assert car.model.first_year <= car.year <= car.model.last_year
     assert len({c.vin for c in cars}) == len(cars)
     assert sim_car("Ana@Example.com", 2) == sim_car("ana@example.com", 2)
+
+
+def test_one_owner_can_have_as_many_simulated_cars_as_sim_allows_all_with_their_own_vin():
+    from chelian.services.fleet.sim_fleet import MAX_SIM_CARS
+
+    vins = [sim_car("bench@example.com", i).vin for i in range(MAX_SIM_CARS)]
+    assert len(set(vins)) == MAX_SIM_CARS
