@@ -150,3 +150,12 @@ def database(settings: Settings, *, always_upgrade: bool = False) -> Iterator[En
         yield engine
     finally:
         engine.dispose()
+
+
+def external_broker_hint(settings: Settings, what: str) -> None:
+    """On an external broker nothing changes until its files are rewritten and reloaded: say so."""
+    if not settings.embedded_broker:
+        err_console.print(f"The broker at {settings.mqtt_url} {what} only once its password file is "
+                          "rewritten and reloaded; for Mosquitto: `chelian broker mosquitto-config --out DIR "
+                          "--reload-pid-file PIDFILE` (SIGHUP).", style="yellow", markup=False,
+                          highlight=False, soft_wrap=True)

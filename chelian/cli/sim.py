@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from chelian.cli.common import console, database, err_console, with_settings
+from chelian.cli.common import console, database, err_console, external_broker_hint, with_settings
 from chelian.config import Settings
 from chelian.errors import ConfigError
 from chelian.services.fleet.sim_fleet import MAX_SIM_CARS, provision_fleet
@@ -57,6 +57,7 @@ def sim(
     network = road_network_option(map)
     with database(settings) as engine:
         credentials = provision_fleet(engine, owner, cars, settings.car_mqtt_url)
+    external_broker_hint(settings, "lets the simulated cars in (they get fresh secrets on every run)")
     host, port = settings.car_broker_host_port
     fleet = Fleet([SimCarConfig.from_credentials(c) for c in credentials], host, port, rate_hz, seed=seed,
                   seq_path=settings.data_dir / "sim" / "seq.json", mqtt_version=mqtt_version, network=network,

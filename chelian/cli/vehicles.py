@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chelian.cli.common import console, database, err_console, with_settings
+from chelian.cli.common import console, database, err_console, external_broker_hint, with_settings
 from chelian.config import Settings
 from chelian.services.fleet.provisioning import CarCredentials, provision_for_email, rotate_secret
 from chelian.services.fleet.sim_fleet import vehicles_of
@@ -44,7 +44,7 @@ def add(
         _, creds = provision_for_email(engine, owner_email=owner, vin=vin, make=make, model=model, year=year,
                                        mqtt_url=settings.car_mqtt_url)
     _show_credentials(creds, as_json, f"registered {creds.vin} ({make} {model} {year}) for {owner}")
-    _external_broker_hint(settings, "lets the car in")
+    external_broker_hint(settings, "lets the car in")
 
 
 @app.command("rotate-secret")
@@ -59,16 +59,7 @@ def rotate(settings: Settings, vin: Vin, as_json: AsJson = False) -> None:
     else:
         headline = f"new credentials for {creds.vin}"
     _show_credentials(creds, as_json, headline)
-    _external_broker_hint(settings, "takes the new password and refuses the old one")
-
-
-def _external_broker_hint(settings: Settings, what: str) -> None:
-    """On an external broker nothing changes until its files are rewritten and reloaded: say so."""
-    if not settings.embedded_broker:
-        err_console.print(f"The broker at {settings.mqtt_url} {what} only once its password file is "
-                          "rewritten and reloaded; for Mosquitto: `chelian broker mosquitto-config --out DIR "
-                          "--reload-pid-file PIDFILE` (SIGHUP).", style="yellow", markup=False,
-                          highlight=False, soft_wrap=True)
+    external_broker_hint(settings, "takes the new password and refuses the old one")
 
 
 @app.command("list")

@@ -50,4 +50,5 @@ def test_sim_cars_drive_through_the_car_listener(mosquitto_stack, tmp_path, monk
     assert result.exit_code == 0, result.output
     host, port = settings.car_broker_host_port
     assert f"against mqtt://{host}:{port}" in result.stdout
+    assert "lets the simulated cars in" in result.stderr and "--reload-pid-file" in result.stderr
     assert online == vins, json.dumps(sorted(online))
