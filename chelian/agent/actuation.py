@@ -37,6 +37,8 @@ Action = Callable[[dict[str, Any]], None]
 STDERR_TAIL: Final = 400
 """Characters of a failed hook's stderr that go into the command's result."""
 DEFAULT_HOOK_TIMEOUT_S: Final = 10.0
+UNWIRED: Final = ("is not wired on this car: give it an [actuators.hooks] entry in the agent's config "
+                  "or an `actions:` entry in its CAN mapping")
 
 
 class HookAction:
@@ -80,15 +82,14 @@ class CarActuators(ReadOnlyActuators):
     """Actuators from a table of actions; position and speed from the signal source."""
 
     def __init__(self, source: SignalSource, actions: Mapping[str, Action],
-                 unwired: str = "is not wired on this car: give it an [actuators.hooks] entry in the "
-                                "agent's config or an `actions:` entry in its CAN mapping") -> None:
+                 wiring: Mapping[str, str] | None = None) -> None:
         super().__init__(source)
         unknown = set(actions) - set(ACTIONS)
         if unknown:
             raise ValueError(f"unknown action(s) {', '.join(sorted(unknown))}; known: {', '.join(ACTIONS)}")
-        self.actions, self.unwired = dict(actions), unwired
-        self.wiring: dict[str, str] = dict.fromkeys(self.actions, "custom")
-        """command -> "hook" or "CAN": what `chelian agent` reports at start."""
+        self.actions = dict(actions)
+        self.wiring: dict[str, str] = {name: (wiring or {}).get(name, "custom") for name in self.actions}
+        """command -> "hook", "CAN" or "custom": what `chelian agent` reports at start."""
 
     def describe(self) -> str:
         wired = ", ".join(f"{name} ({self.wiring[name]})" for name in ACTIONS if name in self.actions)
@@ -98,7 +99,7 @@ class CarActuators(ReadOnlyActuators):
     def _do(self, name: str, args: dict[str, Any] | None = None) -> None:
         action = self.actions.get(name)
         if action is None:
-            raise ActuationError(f"{name} {self.unwired}")
+            raise ActuationError(f"{name} {UNWIRED}")
         action(args or {})
 
     def lock(self) -> None:
@@ -132,6 +133,4 @@ def car_actuators(source: SignalSource, vin: str, hooks: Mapping[str, list[str]]
     for name, argv in hooks.items():
         hook = HookAction(argv, vin=vin, timeout_s=hook_timeout_s)
         actions[name], wiring[name] = functools.partial(hook, command=name), "hook"
-    actuators = CarActuators(source, actions)
-    actuators.wiring.update(wiring)
-    return actuators
+    return CarActuators(source, actions, wiring)

@@ -155,15 +155,14 @@ class Agent:
 
     async def _command_tick(self) -> None:
         """The executor's tick in the worker thread (parked immobilise commands may act)."""
-        if self._command_tick_due(self.clock()):
-            try:
-                acks = await self._in_commands_thread(self.commands.tick)  # type: ignore[union-attr]
-            except Exception:  # logged like a failed sample; the next tick tries again
-                log.exception("agent_command_tick_failed vin=%s", self.vin)
-                return
-            if acks:
-                self._acks.extend(acks)
-                self._wake.set()
+        try:
+            acks = await self._in_commands_thread(self.commands.tick)  # type: ignore[union-attr]
+        except Exception:  # logged like a failed sample; the next tick tries again
+            log.exception("agent_command_tick_failed vin=%s", self.vin)
+            return
+        if acks:
+            self._acks.extend(acks)
+            self._wake.set()
 
     async def _in_commands_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         async with self._commands_busy:
@@ -207,7 +206,8 @@ class Agent:
             try:
                 self.tick(commands=not self.commands_in_thread)
                 ticking = self._command_ticking
-                if self.commands_in_thread and (ticking is None or ticking.done()):
+                if (self.commands_in_thread and (ticking is None or ticking.done())
+                        and self._command_tick_due(self.clock())):
                     self._command_ticking = asyncio.create_task(self._command_tick())  # sampling goes on
             except Exception:  # a source hiccup must not end sampling for good
                 log.exception("agent_tick_failed vin=%s", self.vin)
