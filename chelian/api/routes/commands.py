@@ -19,7 +19,7 @@ from chelian.api.deps import API_PREFIX, oauth2_scheme, parse_instant
 from chelian.api.schemas.commands import CommandCreate, CommandPublic, CommandsPublic
 from chelian.errors import NotFoundError
 from chelian.security.hashing import token_digest
-from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandService, caller_error
+from chelian.services.commands.lifecycle import MAX_WAIT_S, STATES, CommandService, caller_car
 from chelian.services.commands.presigned import submit_presigned
 from chelian.storage.db import now_ms
 from chelian.storage.repositories import commands as repo
@@ -58,7 +58,7 @@ def find_caller(commands: CommandService, vin: str, token: str, command_id: str 
     load - and it costs one round trip instead of three on the command hot path."""
     with commands.autocommit.connect() as conn:
         view = repo.caller_view(conn, token_digest(token), now_ms(), vin.strip().upper(), command_id)
-    caller_error(view, vin)
+    caller_car(view, vin)
     if command_id is not None and view.command is None:
         raise NotFoundError(f"no command {command_id} for this vehicle")
     return view

@@ -117,7 +117,7 @@ def _same_request(existing: CommandRow, key: str | None, digest: str,
     return existing
 
 
-def caller_error(caller: CallerView, vin: str) -> tuple[Car, int]:
+def caller_car(caller: CallerView, vin: str) -> tuple[Car, int]:
     """(the car, the user's id) of a caller found by token and VIN; AuthError for a bad token,
     NotFoundError for a car that is not theirs."""
     if caller.user_id is None:
@@ -176,7 +176,8 @@ class CommandService:
         args, expires_in_s = self._checked(type_, args, expires_in_s)
         digest = self._digest(vehicle.vin, type_, args, expires_in_s)
         with self.autocommit.connect() as conn:
-            existing = self._repeat(conn, user_id, idempotency_key, digest, type_, args, expires_in_s)
+            existing = self._repeat_of(conn, user_id, idempotency_key, digest,
+                                       lambda: _summary(type_, args, expires_in_s))
             if existing is not None:
                 return existing, False
             # Committed on its own: if the insert does not happen, the counter has a gap -
@@ -197,17 +198,17 @@ class CommandService:
             args, expires_in_s = self._checked(type_, args, expires_in_s)
         except ValidationError:
             with self.autocommit.connect() as conn:  # who asks comes first: 401/404 before 400
-                caller_error(repo.caller_view(conn, token_hash, self.clock(), vin.strip().upper()), vin)
+                caller_car(repo.caller_view(conn, token_hash, self.clock(), vin.strip().upper()), vin)
             raise
         now = self.clock()
         with self.autocommit.connect() as conn:
             found = repo.intake(conn, token_hash, now, vin.strip().upper(), idempotency_key,
                                 self.platform_key.kid)
-            vehicle, user_id = caller_error(found.caller, vin)
+            vehicle, user_id = caller_car(found.caller, vin)
             digest = self._digest(vehicle.vin, type_, args, expires_in_s)
             if found.prior is not None:
-                return vehicle, self._same_request(found.prior, idempotency_key, digest, type_, args,
-                                                   expires_in_s), False
+                return vehicle, _same_request(found.prior, idempotency_key, digest,
+                                              lambda: _summary(type_, args, expires_in_s)), False
             assert found.counter is not None, "intake takes a counter when there is no earlier command"
             return vehicle, *self._sign_and_insert(conn, vehicle, user_id, idempotency_key, digest, type_,
                                                    args, expires_in_s, found.counter, now)
@@ -272,14 +273,6 @@ class CommandService:
                 return self._insert(conn, vehicle, user_id, idempotency_key, digest, summary, fields)
         except IntegrityError:  # the same id, submitted concurrently
             raise ConflictError(f"command id {command.id} is already used by another command") from None
-
-    def _repeat(self, conn: Any, user_id: int, key: str | None, digest: str, type_: str, args: dict[str, Any],
-                expires_in_s: int) -> CommandRow | None:
-        return self._repeat_of(conn, user_id, key, digest, lambda: _summary(type_, args, expires_in_s))
-
-    def _same_request(self, existing: CommandRow, key: str | None, digest: str, type_: str,
-                      args: dict[str, Any], expires_in_s: int) -> CommandRow:
-        return _same_request(existing, key, digest, lambda: _summary(type_, args, expires_in_s))
 
     @staticmethod
     def _repeat_of(conn: Any, user_id: int, key: str | None, digest: str,

@@ -87,8 +87,6 @@ def _command(values: Sequence[Any]) -> CommandRow:
     return CommandRow(*row)
 
 
-_row = _command
-
 _PG = psycopg_dialect()
 
 
@@ -288,12 +286,12 @@ def insert_command_once(conn: Connection, **values: Any) -> bool:
 
 def get(conn: Connection, command_id: str) -> CommandRow | None:
     row = conn.execute(_GET, {"command_id": command_id}).first()
-    return _row(row) if row else None
+    return _command(row) if row else None
 
 
 def by_idempotency_key(conn: Connection, user_id: int, key: str) -> CommandRow | None:
     row = conn.execute(_BY_KEY, {"user_id": user_id, "key": key}).first()
-    return _row(row) if row else None
+    return _command(row) if row else None
 
 
 def for_vehicle(conn: Connection, vehicle_id: int, *, limit: int, before_ms: int | None = None,
@@ -305,7 +303,7 @@ def for_vehicle(conn: Connection, vehicle_id: int, *, limit: int, before_ms: int
     if status is not None:
         query = query.where(commands.c.status == status)
     query = query.order_by(commands.c.created_ms.desc(), commands.c.id.desc()).limit(limit)
-    return [_row(r) for r in conn.execute(query)]
+    return [_command(r) for r in conn.execute(query)]
 
 
 def transition(conn: Connection, command_id: str, to: str, allowed_from: Iterable[str],
