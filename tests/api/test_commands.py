@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from chelian.api.routes import commands as commands_route
+from chelian.security.hashing import token_digest
 from chelian.services.commands.envelope import (
     Command,
     b64u,
@@ -17,6 +19,7 @@ from chelian.services.commands.envelope import (
 )
 from chelian.services.commands.lifecycle import CommandService
 from chelian.storage.db import now_ms
+from chelian.storage.repositories import commands as repo
 from tests.api.conftest import VIN_A, VIN_B, add_car, make_owner
 from tests.services.commands.signing import SigningKey
 
@@ -122,6 +125,33 @@ def test_wait_returns_as_soon_as_the_ack_settles_the_command(client, owner, car,
     assert r.json()["status"] == "succeeded" and 0.25 < waited < 1.0, waited
     assert r.json()["latency"]["sent_to_ack_ms"] >= 250
     assert service.notifier.watching == 0
+
+
+def test_the_caller_who_sent_a_command_is_answered_from_memory_and_nobody_else_is(
+        client, owner, car, service, monkeypatch):
+    cid = post(client, owner, {"type": "lock"}).json()["id"]
+    settled = {"status": "succeeded", "result": {"locked": True}, "finished_ms": now_ms()}
+    with service.engine.begin() as conn:  # what settle_acks does: the row, then the change to waiters
+        assert repo.transition(conn, cid, "succeeded", ("queued",), result=settled["result"],
+                               finished_ms=settled["finished_ms"])
+    service.notifier.notify([cid], {cid: settled})
+    reads = []
+    real = commands_route.find_caller
+    monkeypatch.setattr(commands_route, "find_caller", lambda *a, **k: reads.append(a[1:]) or real(*a, **k))
+    url = f"/api/v1/vehicles/{VIN_A}/commands/{cid}"
+    mine = client.get(url, params={"wait_s": 5}, headers=owner.headers).json()
+    assert (mine["status"], mine["result"], mine["vin"]) == ("succeeded", {"locked": True}, VIN_A)
+    assert reads == [], "the sender's own read needs no database"
+    other = make_owner(client, "bo@example.com")
+    assert client.get(url, headers=other.headers).status_code == 404
+    lower = client.get(url.replace(VIN_A, VIN_A.lower()), headers=owner.headers)
+    assert lower.json()["status"] == "succeeded"
+    assert len(reads) == 1, "only the stranger was looked up (a VIN is the same car in any case)"
+    resent = post(client, owner, {"type": "unlock"}).json()["id"]
+    asker = (token_digest(owner.headers["Authorization"].split()[1]), VIN_A)
+    assert service.notifier.recall(resent, asker, now_ms()) is not None
+    service.mark_sent([resent])
+    assert service.notifier.recall(resent, asker, now_ms()) is None, "sent by the relay: changed"
 
 
 def test_wait_gives_up_after_wait_s_and_returns_the_current_state(client, owner, car, service):

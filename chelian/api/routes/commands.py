@@ -5,7 +5,9 @@ relay; an app without a relay (tests, an API-only process) builds one on first u
 commands stay `queued` until a relay somewhere sends them, or expire.
 
 `GET .../commands/{id}?wait_s=N` is async: a waiting request holds no worker thread, and the
-relay wakes it the moment the ack is committed (see services/commands/notify.py).
+relay wakes it the moment the ack is committed (see services/commands/notify.py). The caller
+who created the command in this process is answered from memory (notify.py says what that
+trades).
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ async def read_command(
 ) -> Response:
     commands = command_service(request)
     found: list[Car] = []
+    asker = (token_digest(token), vin.strip().upper())
 
     def read() -> CommandRow:
         if found:
@@ -126,8 +129,8 @@ async def read_command(
         found.append(caller.vehicle)
         return commands.current(caller.command)
 
-    row = await commands.wait(command_id, wait_s, read)
-    return _json(CommandPublic.of(found[0].vin, row))
+    row = await commands.wait(command_id, wait_s, read, asker)
+    return _json(CommandPublic.of(found[0].vin if found else asker[1], row))
 
 
 def _json(command: CommandPublic, status_code: int = status.HTTP_200_OK,

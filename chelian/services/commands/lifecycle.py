@@ -211,7 +211,7 @@ class CommandService:
                                               lambda: _summary(type_, args, expires_in_s)), False
             assert found.counter is not None, "intake takes a counter when there is no earlier command"
             return vehicle, *self._sign_and_insert(conn, vehicle, user_id, idempotency_key, digest, type_,
-                                                   args, expires_in_s, found.counter, now)
+                                                   args, expires_in_s, found.counter, now, asker=token_hash)
 
     @staticmethod
     def _checked(type_: str, args: dict[str, Any], expires_in_s: int | None) -> tuple[dict[str, Any], int]:
@@ -236,7 +236,7 @@ class CommandService:
     def _sign_and_insert(self, conn: Any, vehicle: Car | Vehicle, user_id: int,
                          idempotency_key: str | None, digest: str, type_: str, args: dict[str, Any],
                          expires_in_s: int, counter: int, now: int | None = None,
-                         origin: str = ORIGIN_USER) -> tuple[CommandRow, bool]:
+                         origin: str = ORIGIN_USER, asker: str | None = None) -> tuple[CommandRow, bool]:
         now = self.clock() if now is None else now
         command_id, kid = uuid.uuid4().hex, self.platform_key.kid
         command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
@@ -245,7 +245,7 @@ class CommandService:
                             lambda: _summary(type_, args, expires_in_s), dict(
                                 id=command_id, type=type_, args=args, signer=SIGNER_PLATFORM, kid=kid,
                                 counter=counter, payload=sealed.wire(), env_hash=sealed.hash, created_ms=now,
-                                issued_ms=now, expires_ms=command.exp, origin=origin))
+                                issued_ms=now, expires_ms=command.exp, origin=origin), asker)
 
     def record_presigned(self, vehicle: Car | Vehicle, user_id: int, command: Command, kid: str,
                          payload: bytes, env_hash: str,
@@ -284,7 +284,10 @@ class CommandService:
         return None if existing is None else _same_request(existing, key, digest, summary)
 
     def _insert(self, conn: Any, vehicle: Car | Vehicle, user_id: int, idempotency_key: str | None,
-                digest: str, summary: Callable[[], str], fields: dict[str, Any]) -> tuple[CommandRow, bool]:
+                digest: str, summary: Callable[[], str], fields: dict[str, Any],
+                asker: str | None = None) -> tuple[CommandRow, bool]:
+        """`asker`: the digest of the token that asked; the new command is remembered for it
+        (notify.py) before it is dispatched, so its waiter reads no database."""
         # A car online now gets the command at once (the relay publishes it right after this
         # INSERT): record it `sent` here rather than in a second statement. Should the publish
         # not happen (the car just went offline, the process dies), the row is an unanswered
@@ -303,6 +306,8 @@ class CommandService:
         log.info("%s id=%s vin=%s type=%s user=%s origin=%s signer=%s kid=%s ctr=%d expires_ms=%d",
                  COMMAND_CREATED, row.id, vehicle.vin, row.type, user_id, row.origin, row.signer, row.kid,
                  row.counter, row.expires_ms)
+        if asker is not None:
+            self.notifier.remember(row.id, (asker, vehicle.vin), row, row.expires_ms, now)
         if self.dispatch is not None:
             if sent:
                 self.dispatch(row.id, vehicle.vin, row.payload, True)  # type: ignore[call-arg]
@@ -333,14 +338,18 @@ class CommandService:
         with self.autocommit.connect() as conn:
             return repo.for_vehicle(conn, vehicle_id, limit=limit, before_ms=before_ms, status=status)
 
-    async def wait(self, command_id: str, wait_s: float, read: Callable[[], CommandRow]) -> CommandRow:
+    async def wait(self, command_id: str, wait_s: float, read: Callable[[], CommandRow],
+                   asker: tuple[str, str] | None = None) -> CommandRow:
         """`read()` (run in a worker thread; it may check who is asking, and must raise if they
         may not see the command) once the command is final, or after `wait_s` (capped at
         MAX_WAIT_S). The watch is registered before the first read, so no wake-up is lost; a
-        wake-up that carries the settled fields needs no second read at all."""
+        wake-up that carries the settled fields needs no second read at all. `asker`: (token
+        digest, VIN) of the request: if it created the command here, the first read is from
+        memory (notify.py)."""
         deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
         with self.notifier.watch(command_id) as watch:
-            row = await run_in_threadpool(read)
+            known = None if asker is None else self.notifier.recall(command_id, asker, self.clock())
+            row = known if known is not None else await run_in_threadpool(read)
             while True:
                 remaining = deadline - time.monotonic()
                 if row.status in FINAL or remaining <= 0:
@@ -359,7 +368,9 @@ class CommandService:
     def mark_sent(self, command_ids: list[str], sent_ms: int | None = None) -> list[str]:
         """One statement, so autocommit: one round trip instead of BEGIN, UPDATE and COMMIT."""
         with self.autocommit.connect() as conn:
-            return repo.mark_sent(conn, command_ids, sent_ms or self.clock(), TRANSITIONS[SENT], SENT)
+            moved = repo.mark_sent(conn, command_ids, sent_ms or self.clock(), TRANSITIONS[SENT], SENT)
+        self.notifier.forget(moved)  # attempts and send times changed: no notification says so
+        return moved
 
     def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,
                 states: tuple[str, ...] = UNSETTLED) -> list[tuple[str, str, bytes]]:

@@ -9,6 +9,14 @@ notification to the other processes (LISTEN/NOTIFY), and a waiter re-reads the d
 every `SAFETY_POLL_S`. Without it (SQLite: one process) a waiter re-reads every `POLL_S`, so
 a command settled by some other program is still seen within that.
 
+The notifier also remembers, for a minute at most, the commands this process created (`remember`),
+keyed by who asked (their token's digest) and for which car, and applies every notified change
+to them. The caller who sends a command and then waits for it - the usual client - is answered
+from memory: no database read and no worker thread per poll (bench/commands.py). A change this
+process cannot see in full (another process's expiry or resend, a lost wake-up) drops the entry,
+and the next read goes to the database. What that costs: a token revoked after it sent a
+command can still read that one command's outcome until the entry lapses.
+
 Example:
     with notifier.watch(command_id) as watch:   # register first, then read: no lost wake-up
         while not final(read()):
@@ -22,11 +30,25 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 POLL_S: Final = 0.25
 SAFETY_POLL_S: Final = 2.0
 """The re-read interval when cross-process wake-ups are on: only a safety net."""
+RECENT_MS: Final = 60_000
+"""How long a created command is remembered for its caller at most (less if it expires sooner)."""
+MAX_RECENT: Final = 20_000
+"""Remembered commands at most (the oldest go first): 200 commands/s for a minute would be 12 000."""
+
+
+@dataclass(slots=True)
+class _Recent:
+    asker: tuple[str, str]
+    """(token digest, VIN) of the request that created it: only the same caller is answered."""
+    row: Any
+    """The command as last known: a dataclass (CommandRow) that notified changes are applied to."""
+    until_ms: int
 
 
 class Watch:
@@ -64,6 +86,30 @@ class Notifier:
         self._watches: dict[str, set[Watch]] = {}
         self.origin = uuid.uuid4().hex[:16]
         """Names this notifier's process in cross-process notifications (wakeups.py)."""
+        self._recent: dict[str, _Recent] = {}
+
+    def remember(self, command_id: str, asker: tuple[str, str], row: Any, until_ms: int, now_ms: int) -> None:
+        """Keep `row` for `asker` until `until_ms` (capped at RECENT_MS from now); call it before
+        the command can be settled (before it is dispatched), or a settlement could be missed."""
+        with self._lock:
+            recent = self._recent
+            while recent and (len(recent) >= MAX_RECENT or next(iter(recent.values())).until_ms <= now_ms):
+                del recent[next(iter(recent))]
+            recent[command_id] = _Recent(asker, row, min(until_ms, now_ms + RECENT_MS))
+
+    def recall(self, command_id: str, asker: tuple[str, str], now_ms: int) -> Any | None:
+        """The remembered command if `asker` created it here and it has not lapsed, else None."""
+        with self._lock:
+            entry = self._recent.get(command_id)
+            if entry is None or entry.asker != asker or now_ms >= entry.until_ms:
+                return None
+            return entry.row
+
+    def forget(self, command_ids: Iterable[str]) -> None:
+        """These commands changed in ways no notification carries (resent): read them afresh."""
+        with self._lock:
+            for command_id in command_ids:
+                self._recent.pop(command_id, None)
 
     @contextmanager
     def watch(self, command_id: str) -> Iterator[Watch]:
@@ -83,7 +129,15 @@ class Notifier:
     def notify(self, command_ids: Iterable[str], changes: Mapping[str, dict[str, Any]] | None = None) -> None:
         """Wake everyone watching these commands (from any thread), optionally telling them
         which fields changed to what."""
-        with self._lock:
+        command_ids = list(command_ids)
+        with self._lock:  # the same lock as `watch`: a waiter registered first sees the change either way
+            for cid in command_ids:
+                change = (changes or {}).get(cid)
+                if change is not None and cid in self._recent:
+                    entry = self._recent[cid]
+                    entry.row = replace(entry.row, **change)
+                elif cid in self._recent:
+                    del self._recent[cid]
             woken = [(cid, w) for cid in command_ids for w in self._watches.get(cid, ())]
         for cid, watch in woken:
             try:
@@ -92,9 +146,11 @@ class Notifier:
                 pass
 
     def notify_all(self) -> None:
-        """Wake every watch to re-read (notifications may have been lost)."""
+        """Wake every watch to re-read and forget every remembered command (notifications may
+        have been lost)."""
         with self._lock:
             ids = list(self._watches)
+            self._recent.clear()
         self.notify(ids)
 
     @property
