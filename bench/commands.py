@@ -13,9 +13,12 @@ Three processes besides Mosquitto and PostgreSQL, so none steals the others' GIL
 Before the API phase the load process measures the raw MQTT round trip of the same bytes at the
 same rate through the same cars (publish a command-sized payload, the car echoes it): the floor
 that broker, paho and Python impose. The last line is one JSON object with the figures, among
-them `cpu_ms_per_command`: the CPU (user + system) each role used during the API phase per
-command (API processes, cars, load, Mosquitto, PostgreSQL backends), i.e. what a machine
-must have to spare per command/s, and `server`, the HTTP parser and event loop uvicorn picked
+them `cpu_ms_per_command`: the CPU each role used during the API phase per command (API
+processes, cars, load, Mosquitto, PostgreSQL backends), i.e. what a machine must have to spare
+per command/s; `cpu_wait_ms_per_command`: how long each role's threads were ready to run but
+waited for a free CPU (the scheduler's run-queue wait), i.e. what the machine's cores, not the
+code, added; `server_legs_ms`: relay -> car (the car's clock: same machine) and car -> relay;
+and `server`, the HTTP parser and event loop uvicorn picked
 (httptools and uvloop when installed, as `uvicorn[standard]` does), and `target_p99_ms` (the
 issue's 20 ms) with `met`: every command succeeded and the API round trip's p99 is below it.
 CPU per command is the figure to compare changes by on a shared machine: latency there
@@ -40,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -262,7 +266,11 @@ def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes
         accepted = time.perf_counter()
         done = await http.request("GET", f"{path}/{created['id']}?wait_s=10")
         ended = time.perf_counter()
+        at = {name: datetime.fromisoformat(done[name]).timestamp() * 1000
+              for name in ("sent_at", "car_time", "acked_at")}
         return (ended - due) * 1000, done["status"], done["latency"] | {
+            "relay_to_car_ms": at["car_time"] - at["sent_at"],
+            "car_to_relay_ms": at["acked_at"] - at["car_time"],
             "late_start_ms": (started - due) * 1000, "post_ms": (accepted - started) * 1000,
             "get_ms": (ended - accepted) * 1000}
 
@@ -278,28 +286,42 @@ def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes
     results.put((mqtt_rtts, asyncio.run(run())))
 
 
-def _ticks(pid: int) -> int | None:
-    """CPU clock ticks (user + system) process `pid` has used so far; None once it is gone."""
+Usage = tuple[float, float]
+"""(CPU seconds, seconds spent runnable but waiting for a CPU) of a process, all its threads."""
+
+
+def _usage(pid: int) -> Usage | None:
+    """What process `pid` has used so far, from the scheduler's own accounts (schedstat: run
+    time and run-queue wait in ns, per thread); None once it is gone. The wait is the evidence
+    for a missed target on a small machine: time a command's next step was ready to run and no
+    CPU was free."""
+    cpu = wait = 0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                run_ns, wait_ns, _slices = (task / "schedstat").read_text().split()
+            except OSError:  # a thread that just ended
+                continue
+            cpu, wait = cpu + int(run_ns), wait + int(wait_ns)
     except OSError:
         return None
-    return int(fields[11]) + int(fields[12])  # utime, stime
+    return cpu / 1e9, wait / 1e9
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) the live processes among `pids` have used so far."""
-    return sum(t for pid in pids if (t := _ticks(pid)) is not None) / os.sysconf("SC_CLK_TCK")
+def _usage_sum(pids: list[int]) -> Usage:
+    """Usage of the live processes among `pids` so far."""
+    found = [u for pid in pids if (u := _usage(pid)) is not None]
+    return sum(u[0] for u in found), sum(u[1] for u in found)
 
 
-class _BackendCpu:
-    """The bench database's PostgreSQL backends' CPU over a phase, sampled as it runs: a backend
+class _BackendUsage:
+    """The bench database's PostgreSQL backends' usage over a phase, sampled as it runs: a backend
     that exits during the phase (a pool's overflow connection closing) keeps its last sample
     instead of vanishing from the sum (which once made the figure negative)."""
 
     def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
         self.engine = engine
-        self.start = {pid: t for pid in _backends(engine) if (t := _ticks(pid)) is not None}
+        self.start = {pid: u for pid in _backends(engine) if (u := _usage(pid)) is not None}
         self.last = dict(self.start)
         self._listed = time.monotonic()
 
@@ -309,12 +331,14 @@ class _BackendCpu:
             pids |= set(_backends(self.engine))
             self._listed = time.monotonic()
         for pid in pids:
-            if (t := _ticks(pid)) is not None:
-                self.last[pid] = t
+            if (u := _usage(pid)) is not None:
+                self.last[pid] = u
 
-    def used_s(self) -> float:
+    def used(self) -> Usage:
         self.sample()
-        return sum(t - self.start.get(pid, 0) for pid, t in self.last.items()) / os.sysconf("SC_CLK_TCK")
+        zero = (0.0, 0.0)
+        return (sum(u[0] - self.start.get(pid, zero)[0] for pid, u in self.last.items()),
+                sum(u[1] - self.start.get(pid, zero)[1] for pid, u in self.last.items()))
 
 
 def _backends(engine) -> list[int]:  # type: ignore[no-untyped-def]
@@ -410,15 +434,16 @@ def main() -> None:
                  "load": [load.pid], "mosquitto": [broker_pid(port)]}
         while load.is_alive() and not api_phase.wait(0.2):
             pass
-        backends = _BackendCpu(engine)
-        cpu_before = {role: _cpu_s(pids) for role, pids in roles.items()}
+        backends = _BackendUsage(engine)
+        before = {role: _usage_sum(pids) for role, pids in roles.items()}
         while load.is_alive() and results.empty():
             time.sleep(0.2)
             backends.sample()
         if results.empty():
             raise SystemExit(f"the load process died (exit code {load.exitcode})")
-        cpu_used = {role: _cpu_s(pids) - cpu_before[role] for role, pids in roles.items()}
-        cpu_used["postgres"] = backends.used_s()  # backends that connected during the phase: all of theirs
+        used = {role: tuple(now - then for now, then in zip(_usage_sum(pids), before[role], strict=True))
+                for role, pids in roles.items()}
+        used["postgres"] = backends.used()  # backends that connected during the phase: all of theirs
         mqtt_rtts, api = results.get()
         load.join(10)
         stop.set()
@@ -447,14 +472,19 @@ def main() -> None:
         return {"p50": round(percentile(values, 50), 2), "p99": round(percentile(values, 99), 2),
                 "max": round(max(values), 2) if values else None}
 
+    def per_command(field: int) -> dict[str, float]:
+        return {role: round(u[field] * 1000 / (total + warmup), 2) for role, u in used.items()}
+
     phases = {name: stats([lat[name] for _ms, _s, lat in api])
               for name in ("late_start_ms", "post_ms", "get_ms")}
-    figures = {"cars": args.cars, "rate_per_s": args.rate, "api_processes": args.workers, "commands": len(api),
-               "succeeded": succeeded,
+    legs = {name: stats([lat[name] for _ms, _s, lat in api])
+            for name in ("relay_to_car_ms", "car_to_relay_ms")}
+    figures = {"cars": args.cars, "rate_per_s": args.rate, "api_processes": args.workers,
+               "commands": len(api), "succeeded": succeeded,
                "api_round_trip_ms": stats(round_trips), "mqtt_round_trip_ms": stats(mqtt_rtts),
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
-               "client_phases_ms": phases,
-               "cpu_ms_per_command": {role: round(s * 1000 / (total + warmup), 2) for role, s in cpu_used.items()},
+               "client_phases_ms": phases, "server_legs_ms": legs,
+               "cpu_ms_per_command": per_command(0), "cpu_wait_ms_per_command": per_command(1),
                "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk", "server": stack,
                "target_p99_ms": TARGET_P99_MS,
                "met": bool(round_trips) and succeeded == len(api)
