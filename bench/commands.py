@@ -358,6 +358,9 @@ def main() -> None:
                         help="uvicorn's HTTP parser in this process (A/B against uvicorn[standard])")
     parser.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
                         help="uvicorn's event loop in this process")
+    parser.add_argument("--harness-nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help="run the cars and the load generator at this nice level, so the platform's "
+                             "processes get the cores first, as if the harness ran on other machines")
     parser.add_argument("--car-dir", default=None,
                         help="where cars keep their keystores (default: a temp dir on disk: real fsyncs)")
     args = parser.parse_args()
@@ -414,6 +417,7 @@ def main() -> None:
         cars = ctx.Process(target=_cars, args=(port, vins, relay.service.platform_key.public, str(car_dir),
                                                ready, stop), daemon=True)
         cars.start()
+        os.setpriority(os.PRIO_PROCESS, cars.pid, args.harness_nice)
         if not ready.wait(120):
             raise SystemExit("the cars did not all connect")
         deadline = time.monotonic() + 30
@@ -429,6 +433,7 @@ def main() -> None:
         load = ctx.Process(target=_load, args=(port, settings.http_port, token, vins, sample, args.rate,
                                                total, warmup, api_phase, results))
         load.start()
+        os.setpriority(os.PRIO_PROCESS, load.pid, args.harness_nice)
         # Who spends the CPU during the API phase, per command: what a missed target is made of.
         roles = {"api": [os.getpid(), *(w.pid for w in workers.processes)], "cars": [cars.pid],
                  "load": [load.pid], "mosquitto": [broker_pid(port)]}
@@ -485,6 +490,7 @@ def main() -> None:
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
                "client_phases_ms": phases, "server_legs_ms": legs,
                "cpu_ms_per_command": per_command(0), "cpu_wait_ms_per_command": per_command(1),
+               "harness_nice": args.harness_nice,
                "car_keystore": "tmpfs" if str(car_dir).startswith("/dev/shm") else "disk", "server": stack,
                "target_p99_ms": TARGET_P99_MS,
                "met": bool(round_trips) and succeeded == len(api)
