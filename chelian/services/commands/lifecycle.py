@@ -366,10 +366,15 @@ class CommandService:
     # --- what the relay calls ------------------------------------------------------------
 
     def mark_sent(self, command_ids: list[str], sent_ms: int | None = None) -> list[str]:
-        """One statement, so autocommit: one round trip instead of BEGIN, UPDATE and COMMIT."""
+        """One statement, so autocommit: one round trip instead of BEGIN, UPDATE and COMMIT.
+        Off the hot path (a new command for an online car is recorded sent by its INSERT): a
+        queued command whose car came online, or a resend. Every process that remembers one of
+        them for its caller (notify.py) forgets it: its attempts and send times changed."""
         with self.autocommit.connect() as conn:
             moved = repo.mark_sent(conn, command_ids, sent_ms or self.clock(), TRANSITIONS[SENT], SENT)
-        self.notifier.forget(moved)  # attempts and send times changed: no notification says so
+            if self.announce:
+                announce(conn, self.notifier.origin, dict.fromkeys(moved))
+        self.notifier.forget(moved)
         return moved
 
     def pending(self, *, vehicle_id: int | None = None, sent_before_ms: int | None = None,

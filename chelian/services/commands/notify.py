@@ -12,10 +12,11 @@ a command settled by some other program is still seen within that.
 The notifier also remembers, for a minute at most, the commands this process created (`remember`),
 keyed by who asked (their token's digest) and for which car, and applies every notified change
 to them. The caller who sends a command and then waits for it - the usual client - is answered
-from memory: no database read and no worker thread per poll (bench/commands.py). A change this
-process cannot see in full (another process's expiry or resend, a lost wake-up) drops the entry,
-and the next read goes to the database. What that costs: a token revoked after it sent a
-command can still read that one command's outcome until the entry lapses.
+from memory: no database read and no worker thread per poll (bench/commands.py). A change
+notified without its fields (an expiry, a forced settle, a send or resend by any process: see
+lifecycle.mark_sent) or lost wake-ups drop the entry, and the next read goes to the database.
+What that costs: a token revoked after it sent a command can still read that one command's
+outcome until the entry lapses.
 
 Example:
     with notifier.watch(command_id) as watch:   # register first, then read: no lost wake-up

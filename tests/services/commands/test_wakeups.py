@@ -134,6 +134,20 @@ def test_a_forced_settle_elsewhere_wakes_the_waiter_who_re_reads(world):
     assert woken == [row.id]  # by the other process's NOTIFY, not the end of wait_s
 
 
+def test_a_send_by_another_process_makes_this_one_forget_the_command_it_remembered(world):
+    _url, key_dir, service, vehicle, owner, _car, woken = world
+    row, _ = service.create(vehicle, owner.id, "lock", {})
+    asker = ("the caller's token digest", vehicle.vin)
+    service.notifier.remember(row.id, asker, row, row.expires_ms, now_ms())
+    other_process = CommandService(service.engine, PlatformKey.load_or_create(key_dir))
+    assert other_process.mark_sent([row.id]) == [row.id]
+    deadline = time.monotonic() + 10
+    while service.notifier.recall(row.id, asker, now_ms()) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert service.notifier.recall(row.id, asker, now_ms()) is None, "its attempts changed elsewhere"
+    assert woken == [row.id]
+
+
 def test_a_settle_committed_before_the_waiter_registers_is_not_missed(world):
     url, key_dir, service, vehicle, owner, car, _woken = world
     row, _ = service.create(vehicle, owner.id, "unlock", {})
