@@ -60,7 +60,8 @@ fsyncs/s at 200 commands/s queued behind one another and the bench measured its 
 (200/s: API p50 165 ms, sent->ack p50 25 ms; with 32: 19 ms and 6 ms)."""
 
 
-def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready, stop) -> None:  # type: ignore[no-untyped-def]
+def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, nice: int,  # type: ignore[no-untyped-def]
+          ready, stop) -> None:
     """Child process: every car connects, subscribes, announces itself and serves commands.
 
     One thread drives all the cars' paho clients (paho's external-loop API over `select`):
@@ -69,6 +70,7 @@ def _cars(port: int, vins: list[str], platform_public: str, car_dir: str, ready,
     by CAR_WORKERS threads (each car always on the same one, so its commands stay in order):
     every real car has its own flash, so their keystore fsyncs must overlap, not queue up
     behind one another on one thread."""
+    os.nice(nice)  # before any thread starts: threads inherit it (setpriority on a pid sets one thread)
     import queue
     import selectors
 
@@ -252,8 +254,9 @@ class _Http:
 
 
 def _load(port: int, http_port: int, token: str, vins: list[str], payload: bytes, rate: float, total: int,
-          warmup: int, api_phase, results) -> None:  # type: ignore[no-untyped-def]
+          warmup: int, nice: int, api_phase, results) -> None:  # type: ignore[no-untyped-def]
     """Child process: the raw MQTT floor first, then the API phase; results go to the queue."""
+    os.nice(nice)
     mqtt_rtts = _mqtt_round_trips(port, vins, payload, rate, total)
     http = _Http(http_port, token)
     api_phase.set()
@@ -415,9 +418,8 @@ def main() -> None:
         threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
         ready, stop = ctx.Event(), ctx.Event()
         cars = ctx.Process(target=_cars, args=(port, vins, relay.service.platform_key.public, str(car_dir),
-                                               ready, stop), daemon=True)
+                                               args.harness_nice, ready, stop), daemon=True)
         cars.start()
-        os.setpriority(os.PRIO_PROCESS, cars.pid, args.harness_nice)
         if not ready.wait(120):
             raise SystemExit("the cars did not all connect")
         deadline = time.monotonic() + 30
@@ -431,9 +433,8 @@ def main() -> None:
             Command("0" * 32, vins[0], "unlock", {}, 1, now_ms(), now_ms() + 30_000).body(), "0" * 32).wire()
         api_phase = ctx.Event()
         load = ctx.Process(target=_load, args=(port, settings.http_port, token, vins, sample, args.rate,
-                                               total, warmup, api_phase, results))
+                                               total, warmup, args.harness_nice, api_phase, results))
         load.start()
-        os.setpriority(os.PRIO_PROCESS, load.pid, args.harness_nice)
         # Who spends the CPU during the API phase, per command: what a missed target is made of.
         roles = {"api": [os.getpid(), *(w.pid for w in workers.processes)], "cars": [cars.pid],
                  "load": [load.pid], "mosquitto": [broker_pid(port)]}
