@@ -58,6 +58,7 @@ from chelian.services.notifications.worker import NotificationWorker
 from chelian.services.retention.purge import RetentionWorker
 from chelian.services.safety.platform import SafetyServices
 from chelian.signals import Catalog
+from chelian.storage.async_pool import AsyncPools, conninfo
 from chelian.storage.db import is_postgres, make_engine, upgrade
 from chelian.storage.repositories import vehicles
 from chelian.web.feed import LiveListener, LivePublisher, live_publisher, start_live_listener
@@ -100,9 +101,13 @@ def build_detectors(engine: Engine, bus: EventBus, catalog: Catalog, *, settings
 
 def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-commands-0", *,
                 leader: bool = True) -> CommandRelay:
-    """The command relay and its service (which alone loads the platform's signing key)."""
-    return CommandRelay(CommandService.from_settings(settings, engine),
-                        ingest_endpoint(settings, service_account(settings)), client_id=client_id, leader=leader)
+    """The command relay and its service (which alone loads the platform's signing key). On
+    PostgreSQL the service creates commands on the event loop (storage/async_pool.py)."""
+    service = CommandService.from_settings(settings, engine)
+    if is_postgres(engine):
+        service.async_pool = AsyncPools(conninfo(engine), max_size=COMMAND_POOL_SIZE)
+    return CommandRelay(service, ingest_endpoint(settings, service_account(settings)), client_id=client_id,
+                        leader=leader)
 
 
 COMMAND_POOL_SIZE = 24

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -55,11 +57,21 @@ ERROR_STATUS: dict[type[ChelianError], int] = {
 }
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close what the serving loop opened: the command service's async connections belong to it."""
+    yield
+    commands = getattr(app.state, "commands", None)
+    if commands is not None and commands.async_pool is not None:
+        await commands.async_pool.close()
+
+
 def create_app(settings: Settings, engine: Engine, catalog: Catalog, metrics: Metrics) -> FastAPI:
     app = FastAPI(
         title="chelian",
         version=_version(),
         summary="Your cars' live state, history and events, from your own connected-car platform.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine

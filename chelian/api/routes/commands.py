@@ -92,20 +92,21 @@ async def send_command(
     """Queue a command for the car; it is sent when the car is online and expires otherwise."""
     commands = command_service(request)
 
-    def send() -> tuple[Car, CommandRow, bool]:
-        if body.signed is not None:
-            caller = find_caller(commands, vin, token)
-            assert caller.user_id is not None and caller.vehicle is not None
-            signed = body.signed.model_dump(exclude_none=True)
-            return caller.vehicle, *submit_presigned(commands, caller.vehicle, caller.user_id, signed,
-                                                     idempotency_key)
+    def presigned() -> tuple[Car, CommandRow, bool]:
+        caller = find_caller(commands, vin, token)
+        assert caller.user_id is not None and caller.vehicle is not None
+        signed = body.signed.model_dump(exclude_none=True)  # type: ignore[union-attr]
+        return caller.vehicle, *submit_presigned(commands, caller.vehicle, caller.user_id, signed,
+                                                 idempotency_key)
+
+    if body.signed is not None:
+        vehicle, row, created = await run_in_threadpool(presigned)
+    else:
         assert body.type is not None
         # Caller, car, Idempotency-Key and counter in one statement, on the same connection as
         # the INSERT: a platform command costs one pool checkout and two round trips.
-        return commands.request(token_digest(token), vin, body.type, body.args, body.expires_in_s,
-                                idempotency_key)
-
-    vehicle, row, created = await run_in_threadpool(send)
+        vehicle, row, created = await commands.request_async(token_digest(token), vin, body.type, body.args,
+                                                             body.expires_in_s, idempotency_key)
     return _json(CommandPublic.of(vehicle.vin, row), status.HTTP_202_ACCEPTED,
                  None if created else {"Idempotent-Replayed": "true"})
 

@@ -156,6 +156,8 @@ class CommandService:
         """NOTIFY other processes of settlements (wakeups.py). The runtime switches it off when
         this is the only API process: nobody else waits, and each NOTIFY would cost this
         process's listener a wake-up only to drop its own message."""
+        self.async_pool: Any = None
+        """An async connection pool (storage/async_pool.py) for `request_async`; None: worker threads."""
         self.online: Callable[[str], bool] | None = None
         """Set by the relay with `dispatch`: is this car online now? A new command for an online
         car is recorded `sent` by its INSERT (no second UPDATE) and dispatched with sent=True."""
@@ -213,6 +215,40 @@ class CommandService:
             return vehicle, *self._sign_and_insert(conn, vehicle, user_id, idempotency_key, digest, type_,
                                                    args, expires_in_s, found.counter, now, asker=token_hash)
 
+    async def request_async(self, token_hash: str, vin: str, type_: str, args: dict[str, Any],
+                            expires_in_s: int | None = None,
+                            idempotency_key: str | None = None) -> tuple[Car, CommandRow, bool]:
+        """`request` awaited on the event loop, where the service has an async pool (PostgreSQL):
+        intake and INSERT on an async connection, so a new command costs no worker thread and
+        none of the GIL hand-offs one costs under load. What is rare goes to `request` in a
+        worker thread, which decides it the same way: an invalid request (who asks is checked
+        first there), an Idempotency-Key's repeat, a twin that won the race."""
+        def in_thread() -> Any:
+            return run_in_threadpool(self.request, token_hash, vin, type_, args, expires_in_s,
+                                     idempotency_key)
+
+        if self.async_pool is None:
+            return await in_thread()
+        try:
+            checked, expires = self._checked(type_, args, expires_in_s)
+        except ValidationError:
+            return await in_thread()
+        now = self.clock()
+        async with self.async_pool.connection() as aconn:
+            caller, prior_id, counter = await repo.intake_async(aconn, token_hash, now, vin.strip().upper(),
+                                                                idempotency_key, self.platform_key.kid)
+            vehicle, user_id = caller_car(caller, vin)
+            if prior_id is not None:
+                return await in_thread()
+            assert counter is not None, "intake takes a counter when there is no earlier command"
+            digest = self._digest(vehicle.vin, type_, checked, expires)
+            values = self._row(vehicle, user_id, idempotency_key, digest,
+                               self._signed(vehicle, type_, checked, expires, counter, now, ORIGIN_USER))
+            inserted = await repo.insert_command_once_async(aconn, **values)
+        if not inserted:
+            return await in_thread()
+        return vehicle, self._created(vehicle, user_id, values, token_hash), True
+
     @staticmethod
     def _checked(type_: str, args: dict[str, Any], expires_in_s: int | None) -> tuple[dict[str, Any], int]:
         """(normalised args, expiry in s), or ValidationError."""
@@ -237,15 +273,20 @@ class CommandService:
                          idempotency_key: str | None, digest: str, type_: str, args: dict[str, Any],
                          expires_in_s: int, counter: int, now: int | None = None,
                          origin: str = ORIGIN_USER, asker: str | None = None) -> tuple[CommandRow, bool]:
-        now = self.clock() if now is None else now
+        fields = self._signed(vehicle, type_, args, expires_in_s, counter,
+                              self.clock() if now is None else now, origin)
+        return self._insert(conn, vehicle, user_id, idempotency_key, digest,
+                            lambda: _summary(type_, args, expires_in_s), fields, asker)
+
+    def _signed(self, vehicle: Car | Vehicle, type_: str, args: dict[str, Any], expires_in_s: int,
+                counter: int, now: int, origin: str) -> dict[str, Any]:
+        """A new platform command's signed envelope and the fields recorded with it."""
         command_id, kid = uuid.uuid4().hex, self.platform_key.kid
         command = Command(command_id, vehicle.vin, type_, args, counter, now, now + expires_in_s * 1000)
         sealed = self.platform_key.seal(command.body(), id_hint=command_id)
-        return self._insert(conn, vehicle, user_id, idempotency_key, digest,
-                            lambda: _summary(type_, args, expires_in_s), dict(
-                                id=command_id, type=type_, args=args, signer=SIGNER_PLATFORM, kid=kid,
-                                counter=counter, payload=sealed.wire(), env_hash=sealed.hash, created_ms=now,
-                                issued_ms=now, expires_ms=command.exp, origin=origin), asker)
+        return dict(id=command_id, type=type_, args=args, signer=SIGNER_PLATFORM, kid=kid, counter=counter,
+                    payload=sealed.wire(), env_hash=sealed.hash, created_ms=now, issued_ms=now,
+                    expires_ms=command.exp, origin=origin)
 
     def record_presigned(self, vehicle: Car | Vehicle, user_id: int, command: Command, kid: str,
                          payload: bytes, env_hash: str,
@@ -288,32 +329,42 @@ class CommandService:
                 asker: str | None = None) -> tuple[CommandRow, bool]:
         """`asker`: the digest of the token that asked; the new command is remembered for it
         (notify.py) before it is dispatched, so its waiter reads no database."""
-        # A car online now gets the command at once (the relay publishes it right after this
-        # INSERT): record it `sent` here rather than in a second statement. Should the publish
-        # not happen (the car just went offline, the process dies), the row is an unanswered
-        # `sent` command: resent when its car comes online and by the leader's sweep.
-        sent = self.dispatch is not None and self.online is not None and self.online(vehicle.vin)
-        now = fields["created_ms"]
-        values = dict(vehicle_id=vehicle.id, status=SENT if sent else QUEUED, requested_by=user_id,
-                      idempotency_key=idempotency_key, request_hash=digest, attempts=1 if sent else 0,
-                      sent_ms=now if sent else None, last_sent_ms=now if sent else None, **fields)
+        values = self._row(vehicle, user_id, idempotency_key, digest, fields)
         if not repo.insert_command_once(conn, **values):
             # a concurrent twin won
             existing = self._repeat_of(conn, user_id, idempotency_key, digest, summary)
             assert existing is not None, "only an Idempotency-Key conflict skips the insert"
             return existing, False
+        return self._created(vehicle, user_id, values, asker), True
+
+    def _row(self, vehicle: Car | Vehicle, user_id: int, idempotency_key: str | None, digest: str,
+             fields: dict[str, Any]) -> dict[str, Any]:
+        """The new command's columns. A car online now gets the command at once (the relay
+        publishes it right after the INSERT): it is recorded `sent` by the INSERT rather than
+        by a second statement. Should the publish not happen (the car just went offline, the
+        process dies), the row is an unanswered `sent` command: resent when its car comes
+        online and by the leader's sweep."""
+        sent = self.dispatch is not None and self.online is not None and self.online(vehicle.vin)
+        now = fields["created_ms"]
+        return dict(vehicle_id=vehicle.id, status=SENT if sent else QUEUED, requested_by=user_id,
+                    idempotency_key=idempotency_key, request_hash=digest, attempts=1 if sent else 0,
+                    sent_ms=now if sent else None, last_sent_ms=now if sent else None, **fields)
+
+    def _created(self, vehicle: Car | Vehicle, user_id: int, values: dict[str, Any],
+                 asker: str | None) -> CommandRow:
+        """After the INSERT: log, remember for `asker`, and dispatch."""
         row = CommandRow(**values, reason=None, result=None, acked_ms=None, car_ts_ms=None, finished_ms=None)
         log.info("%s id=%s vin=%s type=%s user=%s origin=%s signer=%s kid=%s ctr=%d expires_ms=%d",
                  COMMAND_CREATED, row.id, vehicle.vin, row.type, user_id, row.origin, row.signer, row.kid,
                  row.counter, row.expires_ms)
         if asker is not None:
-            self.notifier.remember(row.id, (asker, vehicle.vin), row, row.expires_ms, now)
+            self.notifier.remember(row.id, (asker, vehicle.vin), row, row.expires_ms, row.created_ms)
         if self.dispatch is not None:
-            if sent:
+            if row.status == SENT:
                 self.dispatch(row.id, vehicle.vin, row.payload, True)  # type: ignore[call-arg]
             else:
                 self.dispatch(row.id, vehicle.vin, row.payload)
-        return row, True
+        return row
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -243,17 +243,36 @@ def intake(conn: Connection, token_hash: str, now_ms: int, vin: str, idempotency
     outside a transaction: the counter is taken even if the command is never inserted - a
     harmless gap (cars only need counters never to repeat)."""
     if conn.dialect.name == "postgresql":
-        row = _run_pg(conn, _INTAKE_PG, {"token_hash": token_hash, "now_ms": now_ms, "vin": vin,
-                                         "key": idempotency_key, "kid": kid}).fetchone()
-        if row is None:
-            return Intake(CallerView(None, None, None), None, None)
-        caller, prior_id, counter = _caller(row, False), row[-2], row[-1]
+        caller, prior_id, counter = _intake_row(_run_pg(conn, _INTAKE_PG, _intake_params(
+            token_hash, now_ms, vin, idempotency_key, kid)).fetchone())
         return Intake(caller, None if prior_id is None else get(conn, prior_id), counter)
     caller = caller_view(conn, token_hash, now_ms, vin)
     if caller.user_id is None or caller.vehicle is None:
         return Intake(caller, None, None)
     prior = None if idempotency_key is None else by_idempotency_key(conn, caller.user_id, idempotency_key)
     return Intake(caller, prior, None if prior is not None else next_counter(conn, caller.vehicle.id, kid))
+
+
+def _intake_params(token_hash: str, now_ms: int, vin: str, idempotency_key: str | None,
+                   kid: str) -> dict[str, Any]:
+    return {"token_hash": token_hash, "now_ms": now_ms, "vin": vin, "key": idempotency_key, "kid": kid}
+
+
+def _intake_row(row: Sequence[Any] | None) -> tuple[CallerView, str | None, int | None]:
+    """(caller, the Idempotency-Key's earlier command id, the counter taken) of _INTAKE_PG's row."""
+    if row is None:
+        return CallerView(None, None, None), None, None
+    return _caller(row, False), row[-2], row[-1]
+
+
+async def intake_async(aconn: psycopg.AsyncConnection, token_hash: str, now_ms: int, vin: str,
+                       idempotency_key: str | None, kid: str) -> tuple[CallerView, str | None, int | None]:
+    """`intake` on an autocommit async psycopg connection (PostgreSQL): the caller, the id of
+    the command the Idempotency-Key already made, or else the counter taken for a new one."""
+    sql, constants = _INTAKE_PG
+    params = _intake_params(token_hash, now_ms, vin, idempotency_key, kid)
+    cursor = await aconn.execute(sql, constants | params)
+    return _intake_row(await cursor.fetchone())
 
 
 def next_counter(conn: Connection, vehicle_id: int, kid: str) -> int:
@@ -277,11 +296,22 @@ def insert_command_once(conn: Connection, **values: Any) -> bool:
     the existing command). A reused id still raises IntegrityError."""
     if conn.dialect.name != "postgresql":
         return conn.execute(_INSERT_ONCE[conn.dialect.name], values).first() is not None
+    return _run_pg(conn, _INSERT_ONCE_PG, _insert_params(values)).fetchone() is not None
+
+
+async def insert_command_once_async(aconn: psycopg.AsyncConnection, **values: Any) -> bool:
+    """`insert_command_once` on an autocommit async psycopg connection (PostgreSQL)."""
+    sql, constants = _INSERT_ONCE_PG
+    cursor = await aconn.execute(sql, constants | _insert_params(values))
+    return await cursor.fetchone() is not None
+
+
+def _insert_params(values: dict[str, Any]) -> dict[str, Any]:
     params = dict.fromkeys(_NAMES) | values
     for name in _JSON_NAMES:
         if params[name] is not None:
             params[name] = json.dumps(params[name])
-    return _run_pg(conn, _INSERT_ONCE_PG, params).fetchone() is not None
+    return params
 
 
 def get(conn: Connection, command_id: str) -> CommandRow | None:

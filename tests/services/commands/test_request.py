@@ -4,6 +4,8 @@ autocommit mode, and a single API process that announces nothing to other proces
 
 from __future__ import annotations
 
+import asyncio
+
 import psycopg
 import pytest
 from sqlalchemy import create_engine, select
@@ -13,10 +15,12 @@ from chelian.errors import AuthError, ConflictError, NotFoundError, ValidationEr
 from chelian.runtime import command_engine, start_wakeups
 from chelian.security.hashing import token_digest
 from chelian.services.accounts.signup import log_in
+from chelian.services.commands import lifecycle
 from chelian.services.commands.keys import PlatformKey
 from chelian.services.commands.lifecycle import CommandService, is_autocommit
 from chelian.services.commands.notify import POLL_S, SAFETY_POLL_S
 from chelian.services.commands.wakeups import CHANNEL
+from chelian.storage.async_pool import AsyncPools, conninfo
 from chelian.storage.db import is_postgres, now_ms
 from chelian.storage.repositories import commands as repo
 from chelian.storage.repositories import vehicles
@@ -136,3 +140,65 @@ def test_a_reused_command_id_is_an_integrity_error_and_the_connection_stays_usab
             repo.insert_command_once(conn, **values, idempotency_key="fresh")
         view = repo.caller_view(conn, token, now_ms(), vehicle.vin, row.id)
     assert (view.user_id, view.vehicle, view.command) == (owner.id, Car(vehicle.id, vehicle.vin), row)
+
+
+def on_the_event_loop(service, engine, steps):
+    """Run `steps(service)` (a coroutine function) on one event loop, with the async pool the
+    runtime gives a PostgreSQL service (none on SQLite: request_async uses worker threads);
+    returns its result and how many times a worker thread was used."""
+    hops = []
+    real = lifecycle.run_in_threadpool
+
+    async def counting(func, *args, **kwargs):
+        hops.append(func)
+        return await real(func, *args, **kwargs)
+
+    async def run():
+        service.async_pool = AsyncPools(conninfo(engine), max_size=2) if is_postgres(engine) else None
+        try:
+            return await steps(service)
+        finally:
+            if service.async_pool is not None:
+                await service.async_pool.close()
+
+    lifecycle.run_in_threadpool = counting
+    try:
+        return asyncio.run(run()), len(hops)
+    finally:
+        lifecycle.run_in_threadpool = real
+
+
+def test_request_async_creates_on_the_loop_and_leaves_the_rare_cases_to_request(world, engine):
+    service, vehicle, owner, token = world
+    dispatched = []
+    service.dispatch = lambda cid, vin, payload, recorded=False: dispatched.append((cid, recorded))
+    service.online = {vehicle.vin}.__contains__
+
+    async def new(svc):
+        return await svc.request_async(token, vehicle.vin.lower(), "lock", {}, None, "k1")
+
+    (car, first, created), hops = on_the_event_loop(service, engine, new)
+    assert (car.vin, created, first.status, first.counter, first.requested_by) == \
+        (vehicle.vin, True, "sent", 1, owner.id)
+    assert service.get(vehicle.id, first.id) == first, "as stored"
+    assert dispatched == [(first.id, True)]
+    assert service.notifier.recall(first.id, (token, vehicle.vin), now_ms()) == first
+    assert hops == (0 if is_postgres(engine) else 1), "a new command needs no worker thread on PostgreSQL"
+
+    async def rare(svc):
+        _car, again, repeated = await svc.request_async(token, vehicle.vin, "lock", {}, None, "k1")
+        outcomes = [(again.id, repeated)]
+        for args in [(token, vehicle.vin, "unlock", {}, None, "k1"),  # the key, for another request
+                     (token, vehicle.vin, "no_such_type", {}, None, None),
+                     ("not-a-token", vehicle.vin, "no_such_type", {}, None, None),  # who asks first
+                     (token, make_car(engine, make_owner(engine)).vin, "lock", {}, None, None)]:
+            try:
+                await svc.request_async(*args)
+            except (ConflictError, ValidationError, AuthError, NotFoundError) as exc:
+                outcomes.append(type(exc).__name__)
+        return outcomes
+
+    outcomes, _hops = on_the_event_loop(service, engine, rare)
+    assert outcomes == [(first.id, False), "ConflictError", "ValidationError", "AuthError", "NotFoundError"]
+    assert counter(engine, vehicle.id) == 1, "neither the repeat nor the refusals took a counter"
+    assert dispatched == [(first.id, True)]
