@@ -365,7 +365,8 @@ def main() -> None:
                         help="run the cars and the load generator at this nice level, so the platform's "
                              "processes get the cores first, as if the harness ran on other machines")
     parser.add_argument("--car-dir", default=None,
-                        help="where cars keep their keystores (default: a temp dir on disk: real fsyncs)")
+                        help="where cars keep their keystores, in a fresh directory of each run (default: "
+                             "/var/tmp, on disk: real fsyncs)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -388,7 +389,9 @@ def main() -> None:
     from tests.factories import new_vin
 
     data_dir = Path(tempfile.mkdtemp(prefix="chelian-bench-cmd-"))
-    car_dir = Path(args.car_dir or tempfile.mkdtemp(prefix="chelian-bench-cars-", dir="/var/tmp"))
+    # Always a fresh directory (inside --car-dir if given): the VINs repeat from run to run, and a
+    # car that kept its keystore would reject every command as replayed or signed by a stranger.
+    car_dir = Path(tempfile.mkdtemp(prefix="chelian-bench-cars-", dir=args.car_dir or "/var/tmp"))
     total, warmup = int(args.rate * args.seconds), int(args.rate)
     ctx = mp.get_context("spawn")
     with mosquitto() as port, postgres_database() as url:
@@ -462,8 +465,7 @@ def main() -> None:
         commands.dispose()
         engine.dispose()
     shutil.rmtree(data_dir, ignore_errors=True)
-    if args.car_dir is None:
-        shutil.rmtree(car_dir, ignore_errors=True)
+    shutil.rmtree(car_dir, ignore_errors=True)
 
     auto_loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"  # what "auto" picks
     stack = {"http": server.config.http_protocol_class.__name__,  # "auto" resolved to the class it chose
