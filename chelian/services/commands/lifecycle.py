@@ -234,18 +234,18 @@ class CommandService:
         except ValidationError:
             return await in_thread()
         now = self.clock()
+        inserted = False  # the connection goes back to the pool before any fallback waits on a thread
         async with self.async_pool.connection() as aconn:
             caller, prior_id, counter = await repo.intake_async(aconn, token_hash, now, vin.strip().upper(),
                                                                 idempotency_key, self.platform_key.kid)
             vehicle, user_id = caller_car(caller, vin)
-            if prior_id is not None:
-                return await in_thread()
-            assert counter is not None, "intake takes a counter when there is no earlier command"
-            digest = self._digest(vehicle.vin, type_, checked, expires)
-            values = self._row(vehicle, user_id, idempotency_key, digest,
-                               self._signed(vehicle, type_, checked, expires, counter, now, ORIGIN_USER))
-            inserted = await repo.insert_command_once_async(aconn, **values)
-        if not inserted:
+            if prior_id is None:
+                assert counter is not None, "intake takes a counter when there is no earlier command"
+                digest = self._digest(vehicle.vin, type_, checked, expires)
+                values = self._row(vehicle, user_id, idempotency_key, digest,
+                                   self._signed(vehicle, type_, checked, expires, counter, now, ORIGIN_USER))
+                inserted = await repo.insert_command_once_async(aconn, **values)
+        if not inserted:  # a repeat, or a twin that won the race
             return await in_thread()
         return vehicle, self._created(vehicle, user_id, values, token_hash), True
 

@@ -133,11 +133,11 @@ class Notifier:
         command_ids = list(command_ids)
         with self._lock:  # the same lock as `watch`: a waiter registered first sees the change either way
             for cid in command_ids:
-                change = (changes or {}).get(cid)
-                if change is not None and cid in self._recent:
-                    entry = self._recent[cid]
+                entry = self._recent.get(cid)
+                change = changes.get(cid) if changes else None
+                if entry is not None and change is not None:
                     entry.row = replace(entry.row, **change)
-                elif cid in self._recent:
+                elif entry is not None:
                     del self._recent[cid]
             woken = [(cid, w) for cid in command_ids for w in self._watches.get(cid, ())]
         for cid, watch in woken:
