@@ -327,7 +327,7 @@ class Agent:
         """
         self._stopping = True
         client = self._client
-        if client is not None and self.online.is_set():
+        if client is not None:  # connected: `online` may be out already while the snapshot follows
             try:
                 await client.publish(self._topics[topics.STATUS], encode_status(False, self.clock()), qos=1,
                                      retain=True, timeout=timeout_s)
