@@ -54,6 +54,8 @@ ECHO, ECHO_BACK = "bench/echo", "bench/echo-back"
 TARGET_P99_MS = 20
 """The issue's target for the API round trip's p99 on this machine (`met` in the JSON line:
 every command succeeded and p99 below it)."""
+WINDOW_S = 5
+"""The JSON line's `api_p99_ms_per_5s`: the p99 of each 5 s of commands, in order."""
 CAR_WORKERS = 32
 """Threads executing the cars' commands. Each real car fsyncs its own flash; with 8 threads, 400
 fsyncs/s at 200 commands/s queued behind one another and the bench measured its own queue
@@ -483,13 +485,19 @@ def main() -> None:
     def per_command(field: int) -> dict[str, float]:
         return {role: round(u[field] * 1000 / (total + warmup), 2) for role, u in used.items()}
 
+    # p99 of each consecutive window of the run: a tail that grows with the run (tables, bloat)
+    # reads differently from one that comes and goes with the host.
+    window = max(1, round(args.rate * WINDOW_S))
+    p99_by_window = [round(percentile(round_trips[at:at + window], 99), 2)
+                     for at in range(0, len(round_trips), window)]
     phases = {name: stats([lat[name] for _ms, _s, lat in api])
               for name in ("late_start_ms", "post_ms", "get_ms")}
     legs = {name: stats([lat[name] for _ms, _s, lat in api])
             for name in ("relay_to_car_ms", "car_to_relay_ms")}
     figures = {"cars": args.cars, "rate_per_s": args.rate, "api_processes": args.workers,
                "commands": len(api), "succeeded": succeeded,
-               "api_round_trip_ms": stats(round_trips), "mqtt_round_trip_ms": stats(mqtt_rtts),
+               "api_round_trip_ms": stats(round_trips), f"api_p99_ms_per_{WINDOW_S}s": p99_by_window,
+               "mqtt_round_trip_ms": stats(mqtt_rtts),
                "server_request_to_final_ms": stats(server_total), "sent_to_ack_ms": stats(sent_to_ack),
                "client_phases_ms": phases, "server_legs_ms": legs,
                "cpu_ms_per_command": per_command(0), "cpu_wait_ms_per_command": per_command(1),

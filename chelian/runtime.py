@@ -59,7 +59,7 @@ from chelian.services.retention.purge import RetentionWorker
 from chelian.services.safety.platform import SafetyServices
 from chelian.signals import Catalog
 from chelian.storage.async_pool import AsyncPools, conninfo
-from chelian.storage.db import is_postgres, make_engine, upgrade
+from chelian.storage.db import CUSTOM_PLANS, is_postgres, make_engine, upgrade
 from chelian.storage.repositories import vehicles
 from chelian.web.feed import LiveListener, LivePublisher, live_publisher, start_live_listener
 from chelian.web.push import PushHub
@@ -105,7 +105,7 @@ def build_relay(settings: Settings, engine: Engine, client_id: str = "chelian-co
     PostgreSQL the service creates commands on the event loop (storage/async_pool.py)."""
     service = CommandService.from_settings(settings, engine)
     if is_postgres(engine):
-        service.async_pool = AsyncPools(conninfo(engine), max_size=COMMAND_POOL_SIZE)
+        service.async_pool = AsyncPools(conninfo(engine), max_size=COMMAND_POOL_SIZE, options=CUSTOM_PLANS)
     return CommandRelay(service, ingest_endpoint(settings, service_account(settings)), client_id=client_id,
                         leader=leader)
 
@@ -128,7 +128,7 @@ def command_engine(engine: Engine) -> Engine:
     if not is_postgres(engine):
         return engine
     return create_engine(engine.url, pool_size=COMMAND_POOL_SIZE, max_overflow=8, pool_pre_ping=False,
-                         isolation_level="AUTOCOMMIT")
+                         isolation_level="AUTOCOMMIT", connect_args={"options": CUSTOM_PLANS})
 
 
 def start_wakeups(service: CommandService, api_processes: int) -> Listener | None:

@@ -24,9 +24,10 @@ def conninfo(engine: Engine) -> str:
 
 
 class AsyncPools:
-    def __init__(self, url: str, *, max_size: int) -> None:
+    def __init__(self, url: str, *, max_size: int, options: str = "") -> None:
         self.url = url
         self.max_size = max_size
+        self.options = options  # libpq `options` for each connection (storage/db.py: CUSTOM_PLANS)
         self._pools: dict[asyncio.AbstractEventLoop, asyncio.Future[AsyncConnectionPool]] = {}
 
     @asynccontextmanager
@@ -47,7 +48,8 @@ class AsyncPools:
 
     async def _open(self) -> AsyncConnectionPool:
         pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.max_size, open=False,
-                                   kwargs={"autocommit": True}, name="chelian-commands")
+                                   kwargs={"autocommit": True, "options": self.options},
+                                   name="chelian-commands")
         await pool.open(wait=True)
         return pool
 

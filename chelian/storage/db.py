@@ -14,6 +14,16 @@ from sqlalchemy import Engine, create_engine, event, inspect
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
+CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+"""libpq `options` for the command path's PostgreSQL connections: plan every execution for its
+parameters and the table as it is now. psycopg prepares a statement after 5 runs, and after 5
+more PostgreSQL may keep a generic plan, made for the table as it was then. In a fresh install
+`commands` is nearly empty then, so the kept plan settled acks with a sequential scan, and kept
+doing so as the table grew, until autovacuum's next ANALYZE: bench/commands.py measured seq scans
+reading 38 million rows in one minute and a p99 that grew from 10 to 64 ms. A custom plan
+costs a few tens of microseconds of planning per statement on this path, where an unchanged
+cached plan may cost a scan of the whole table."""
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

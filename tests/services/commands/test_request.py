@@ -202,3 +202,44 @@ def test_request_async_creates_on_the_loop_and_leaves_the_rare_cases_to_request(
     assert outcomes == [(first.id, False), "ConflictError", "ValidationError", "AuthError", "NotFoundError"]
     assert counter(engine, vehicle.id) == 1, "neither the repeat nor the refusals took a counter"
     assert dispatched == [(first.id, True)]
+
+
+def _seq_scans_of_commands(url: str) -> int:
+    """Sequential scans of `commands` so far, read on a connection of its own (a fresh snapshot)."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        row = conn.execute("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'commands'").fetchone()
+    return row[0]
+
+
+def test_the_command_path_plans_for_the_table_as_it_is_now_not_as_it_was(world, engine, database_url):
+    """A generic plan that PostgreSQL kept for a prepared statement, made while a fresh install's
+    `commands` was nearly empty, settled every ack with a scan of the whole table until the next
+    ANALYZE (storage/db.py: CUSTOM_PLANS)."""
+    if not is_postgres(engine):
+        pytest.skip("plan caching is PostgreSQL's")
+    service, vehicle, owner, _token = world
+    commands = command_engine(engine)
+    try:
+        ack = {"id": "no-such-command", "vehicle_id": vehicle.id, "env_hash": "h", "kid": "k",
+               "status": "succeeded", "reason": None, "result": None, "acked_ms": 1, "car_ts_ms": 1,
+               "finished_ms": 1}
+        service.create(vehicle, owner.id, "lock", {})
+        with engine.connect() as small:  # autovacuum's first ANALYZE comes when a table is this small
+            small.exec_driver_sql("ANALYZE commands")
+        with commands.connect() as conn:
+            # psycopg prepares on the 6th run, and PostgreSQL tries 5 custom plans before it
+            # settles on a generic one: 15 runs would leave a generic plan made for a small table
+            for _ in range(15):
+                repo.settle_many(conn, [ack], ["sent"])
+            with engine.begin() as grow:  # 4 000 more rows, copies of that one under new ids
+                grow.exec_driver_sql(
+                    "INSERT INTO commands SELECT (jsonb_populate_record(c, jsonb_build_object("
+                    "'id', c.id || '-' || g))).* FROM commands AS c, generate_series(1, 4000) AS g")
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")  # this backend's counts so far
+            before = _seq_scans_of_commands(database_url)
+            for _ in range(20):
+                assert repo.settle_many(conn, [ack], ["sent"]) == {}
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+            assert _seq_scans_of_commands(database_url) == before, "an ack read the whole table"
+    finally:
+        commands.dispose()
