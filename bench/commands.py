@@ -18,6 +18,7 @@ processes, cars, load, Mosquitto, PostgreSQL backends), i.e. what a machine must
 per command/s; `cpu_wait_ms_per_command`: how long each role's threads were ready to run but
 waited for a free CPU (the scheduler's run-queue wait), i.e. what the machine's cores, not the
 code, added; `server_legs_ms`: relay -> car (the car's clock: same machine) and car -> relay;
+`api_p99_ms_per_5s`: the p99 of each 5 s in order (a tail that grows with the run stands out);
 and `server`, the HTTP parser and event loop uvicorn picked
 (httptools and uvloop when installed, as `uvicorn[standard]` does), and `target_p99_ms` (the
 issue's 20 ms) with `met`: every command succeeded and the API round trip's p99 is below it.

@@ -157,11 +157,17 @@ class CommandRelay:
         `recorded`: the service found the car online (`service.online`) and recorded the
         command `sent` already; then the caller's thread publishes it (paho's publish is
         thread-safe): one thread hand-off fewer per command than through the worker."""
-        if recorded and vin in self.online:
-            self._client.publish(topics.vehicle_topic(vin, topics.COMMANDS), payload, qos=1)
+        if recorded and self._to_car(vin, payload):
             log.info("%s id=%s", COMMAND_SENT, command_id)
             return
         self._jobs.put(_Send(command_id, vin, payload, recorded))
+
+    def _to_car(self, vin: str, payload: bytes) -> bool:
+        """Publish an envelope to its car if the car is online (from any thread); False if not."""
+        if vin not in self.online:
+            return False
+        self._client.publish(topics.vehicle_topic(vin, topics.COMMANDS), payload, qos=1)
+        return True
 
     # --- paho callbacks (network thread) ---------------------------------------------------
 
@@ -279,12 +285,12 @@ class CommandRelay:
         one whose car went offline meanwhile is resent when it is back, like any unanswered one."""
         sent, sent_ms = [], now_ms()  # before publishing: an ack may beat the bookkeeping
         for command_id, vin, payload in targets:
-            if vin in self.online:
-                self._client.publish(topics.vehicle_topic(vin, topics.COMMANDS), payload, qos=1)
-                if command_id in recorded:
-                    log.info("%s id=%s", COMMAND_SENT, command_id)
-                else:
-                    sent.append(command_id)
+            if not self._to_car(vin, payload):
+                continue
+            if command_id in recorded:
+                log.info("%s id=%s", COMMAND_SENT, command_id)
+            else:
+                sent.append(command_id)
         if sent:
             for command_id in self.service.mark_sent(sent, sent_ms):
                 log.info("%s id=%s", COMMAND_SENT, command_id)
